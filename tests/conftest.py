@@ -1,0 +1,37 @@
+"""Shared fixtures: the native stack (real binaries, shipped configs) and tool lookups."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import install_tools  # noqa: E402
+from tests.harness.stack import NativeStack, StackError  # noqa: E402
+
+
+def require_tool(name: str, binary: str | None = None) -> Path:
+    """Path of a pinned tool binary, or skip with the reason it is missing (printed with -rs)."""
+    p = install_tools.tool_path(name, binary)
+    if p is None:
+        pytest.skip(f"{name}: {install_tools.unavailable_reason(name)}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def native_stack():
+    reason = NativeStack.unavailable_reason()
+    if reason:
+        pytest.skip(f"native stack: {reason}")
+    stack = NativeStack()
+    try:
+        stack.start()
+    except StackError as e:
+        stack.stop()
+        pytest.fail(f"native stack did not start: {e}")
+    yield stack
+    stack.stop()

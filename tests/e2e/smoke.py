@@ -1,0 +1,67 @@
+"""The smoke assertions, shared by the native tier and the Docker tier: given where each service
+answers, prove the pipeline end to end (targets up, OTLP span/log/metric found in Tempo/Loki/Prometheus)."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from typing import Callable
+
+from tests.e2e import otlp
+
+
+def get_json(url: str, timeout: float = 10) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def poll(what: str, fn: Callable[[], object], timeout: float = 60, every: float = 1.0):
+    """Call fn until it returns something truthy; fail with the last value/exception after timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+            last = got
+        except Exception as e:  # noqa: BLE001 - reported below
+            last = e
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def prom_query(prom: str, q: str) -> list:
+    r = get_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+    assert r["status"] == "success", r
+    return r["data"]["result"]
+
+
+def send_signals(otlp_http: str, service: str) -> dict:
+    trace_id, span_id = otlp.ids()
+    smoke_id = trace_id[:12]
+    assert otlp.post(otlp_http, "traces", otlp.span_payload(service, trace_id, span_id)) == 200
+    assert otlp.post(otlp_http, "logs", otlp.log_payload(service, trace_id, span_id, f"smoke log {smoke_id}")) == 200
+    assert otlp.post(otlp_http, "metrics", otlp.counter_payload(service, "obs_smoke_requests", 3,
+                                                                 {"smoke_id": smoke_id})) == 200
+    return {"trace_id": trace_id, "span_id": span_id, "smoke_id": smoke_id, "service": service}
+
+
+def loki_has_log(loki: str, sent: dict) -> list:
+    q = f'{{service_name="{sent["service"]}"}} | trace_id="{sent["trace_id"]}"'
+    now = time.time_ns()
+    r = get_json(f"{loki}/loki/api/v1/query_range?" + urllib.parse.urlencode(
+        {"query": q, "start": now - 600 * 10**9, "end": now + 60 * 10**9, "limit": 10}))
+    lines = [v[1] for s in r["data"]["result"] for v in s["values"]]
+    return [line for line in lines if sent["smoke_id"] in line]
+
+
+def prometheus_has_metric(prom: str, sent: dict) -> list:
+    res = prom_query(prom, f'obs_smoke_requests_total{{smoke_id="{sent["smoke_id"]}"}}')
+    return [r for r in res if float(r["value"][1]) == 3.0]
+
+
+def tempo_has_trace(tempo: str, sent: dict) -> dict:
+    r = get_json(f"{tempo}/api/v2/traces/{sent['trace_id']}")
+    return r if "smoke-span" in json.dumps(r) else {}

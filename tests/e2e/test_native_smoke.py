@@ -1,0 +1,86 @@
+"""End-to-end smoke on the native stack: real binaries, the shipped config files, unchanged."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e import smoke
+
+
+def test_every_runnable_service_is_healthy(native_stack):
+    assert native_stack.running, "nothing started"
+    for name, r in native_stack.running.items():
+        assert r.proc.poll() is None, f"{name} exited ({r.proc.returncode}):\n{r.log_tail()}"
+    # Which compose services have no native binary here, and why, for the test report.
+    print("not run natively:", native_stack.skipped)
+    assert {"prometheus", "alertmanager", "loki", "otelcol"} <= set(native_stack.running)
+
+
+def test_expected_targets_up(native_stack):
+    prom = native_stack.url("prometheus", 9090)
+    running, skipped = set(native_stack.running), set(native_stack.skipped)
+
+    def scraped_all():
+        t = smoke.get_json(f"{prom}/api/v1/targets?state=active")["data"]["activeTargets"]
+        return t if t and all(x["lastScrape"] != "0001-01-01T00:00:00Z" for x in t) else None
+
+    targets = smoke.poll("every target scraped once", scraped_all, timeout=60)
+    problems = []
+    for t in targets:
+        job, health = t["labels"]["job"], t["health"]
+        if job == "blackbox-http":
+            continue  # the probe's own result is checked below
+        service = t["labels"]["instance"].split(":")[0]
+        service = "prometheus" if service == "localhost" else service
+        want = "up" if service in running else "down"
+        if health != want:
+            problems.append(f"{job} {t['scrapeUrl']}: {health}, expected {want} ({t.get('lastError')})")
+    assert not problems, "\n".join(problems)
+    assert {t["labels"]["job"] for t in targets} >= {"prometheus", "alertmanager", "loki", "otelcol",
+                                                     "blackbox-http", "blackbox-exporter"}
+
+    if "blackbox-exporter" in running:
+        def probes():
+            res = smoke.prom_query(prom, 'probe_success{job="blackbox-http"}')
+            return res if len(res) == 5 else None
+        for r in smoke.poll("blackbox probe results", probes, timeout=45):
+            host = r["metric"]["instance"].split("//")[1].split(":")[0]
+            want = 1.0 if host in running else 0.0
+            assert float(r["value"][1]) == want, f"probe of {r['metric']['instance']}: {r['value'][1]}"
+
+
+def test_rules_evaluated_and_alertmanager_discovered(native_stack):
+    prom = native_stack.url("prometheus", 9090)
+    smoke.poll("recording rule result", lambda: smoke.prom_query(prom, "obs:prometheus_up:bool == 1"), timeout=45)
+    ams = smoke.get_json(f"{prom}/api/v1/alertmanagers")["data"]["activeAlertmanagers"]
+    assert any("alertmanager:9093" in a["url"] for a in ams), ams
+
+
+@pytest.fixture(scope="module")
+def sent(native_stack):
+    return smoke.send_signals(native_stack.url("otelcol", 4318), "obs-smoke")
+
+
+def test_otlp_log_reaches_loki_with_trace_id(native_stack, sent):
+    lines = smoke.poll("the OTLP log in Loki, by trace_id", lambda: smoke.loki_has_log(
+        native_stack.url("loki", 3100), sent), timeout=60)
+    assert sent["smoke_id"] in lines[0]
+
+
+def test_otlp_metric_reaches_prometheus(native_stack, sent):
+    res = smoke.poll("the OTLP counter in Prometheus", lambda: smoke.prometheus_has_metric(
+        native_stack.url("prometheus", 9090), sent), timeout=60)
+    assert res[0]["metric"]["job"] == "obs-smoke"
+
+
+def test_otlp_span_reaches_tempo(native_stack, sent):
+    if "tempo" not in native_stack.running:
+        pytest.skip(f"tempo not runnable here: {native_stack.skipped.get('tempo')}")
+    smoke.poll("the OTLP span in Tempo, by trace id", lambda: smoke.tempo_has_trace(
+        native_stack.url("tempo", 3200), sent), timeout=60)
+
+
+def test_idle_rss_report(native_stack):
+    """Not an assertion on speed: records each component's idle RSS for the closing note."""
+    rss = native_stack.rss_kib()
+    print("idle RSS MiB:", {k: round(v / 1024, 1) for k, v in sorted(rss.items())})
+    assert all(v > 0 for v in rss.values()), rss

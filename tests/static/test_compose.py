@@ -1,0 +1,163 @@
+"""docker-compose.yml against the Compose Specification schema and the project's quality bars."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import install_tools, require_tool
+from tests.harness import compose
+
+RAW = yaml.safe_load(compose.COMPOSE_FILE.read_text())
+DOC = compose.load_compose()
+SERVICES = DOC["services"]
+ENV = compose.read_env()
+
+# Paths each image creates and owns as its non-root user: a fresh named volume mounted there gets that
+# owner from Docker, so no `user: root` or chown step is needed. (Checked against each image's Dockerfile.)
+IMAGE_OWNED_PATHS = {
+    "prom/prometheus": ("65534", ["/prometheus"]),
+    "prom/alertmanager": ("65534", ["/alertmanager"]),
+    "grafana/loki": ("10001", ["/loki"]),
+    "grafana/tempo": ("10001", ["/var/tempo"]),
+    "grafana/grafana": ("472", ["/var/lib/grafana"]),
+}
+
+
+def image_name(image: str) -> str:
+    return image.rsplit(":", 1)[0]
+
+
+def test_schema_valid():
+    schema_path = require_tool("compose-spec")
+    schema = json.loads(Path(schema_path).read_text())
+    jsonschema.validate(RAW, schema)
+
+
+def test_env_file_pins_every_image_and_marks_bumps():
+    lines = compose.ENV_FILE.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^[A-Z0-9_]+=", line):
+            assert i > 0 and lines[i - 1].startswith("# renovate: datasource="), \
+                f".env line {i + 1} ({line}) has no '# renovate:' comment above it"
+            value = line.split("=", 1)[1]
+            assert value and value.lower() != "latest", f"{line}: not pinned"
+
+
+def test_renovate_regex_matches_every_env_pin():
+    cfg = json.loads((compose.ROOT / "renovate.json").read_text())
+    pattern = cfg["customManagers"][0]["matchStrings"][0]
+    py = re.sub(r"\(\?<(\w+)>", r"(?P<\1>", pattern)
+    text = compose.ENV_FILE.read_text()
+    found = {m.group("depName") for m in re.finditer(py, text)}
+    pins = [line for line in text.splitlines() if re.match(r"^[A-Z0-9_]+=", line)]
+    assert len(found) == len(pins), f"renovate would see {sorted(found)} but .env pins {len(pins)} values"
+
+
+def local_build(image: str) -> dict | None:
+    """The build section of the service that builds `image` (our own images: obs-stack/...)."""
+    for s in RAW["services"].values():
+        if s.get("image") == image and s.get("build"):
+            return s["build"]
+    return None
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_image_pinned_from_env(name):
+    raw_image = RAW["services"][name]["image"]
+    if raw_image.startswith("obs-stack/"):
+        # Built here: every base image version must come from .env through a build arg.
+        build = local_build(raw_image)
+        assert build, f"{name}: {raw_image} is built by no service"
+        args = build.get("args", {})
+        assert args and all(re.fullmatch(r"\$\{[A-Z0-9_]+\}", v) and v[2:-1] in ENV for v in args.values()), args
+        dockerfile = compose.ROOT / build["context"] / build.get("dockerfile", "Dockerfile")
+        froms = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), re.M)
+        assert froms and all("${" in f for f in froms), f"{dockerfile}: FROM lines not pinned by ARG: {froms}"
+        return
+    m = re.fullmatch(r"[\w./-]+:\$\{([A-Z0-9_]+)\}", raw_image)
+    assert m, f"{name}: image {raw_image!r} must take its tag from a .env variable"
+    assert m.group(1) in ENV, f"{name}: {m.group(1)} is not defined in .env"
+    assert "latest" not in SERVICES[name]["image"]
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_healthcheck_limits_logging(name):
+    s = SERVICES[name]
+    assert s.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+    assert compose.health_url(s["healthcheck"]["test"]), f"{name}: healthcheck probes no local URL"
+    assert s.get("mem_limit"), f"{name}: no memory limit"
+    assert s.get("logging", {}).get("options", {}).get("max-size"), f"{name}: container logs not capped"
+    assert s.get("restart") in ("unless-stopped", "always", "on-failure"), f"{name}: no restart policy"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_ports_on_loopback_only(name):
+    for raw, p in zip(RAW["services"][name].get("ports", []), SERVICES[name].get("ports", [])):
+        assert isinstance(p, str), f"{name}: use 'HOST_IP:HOST:CONTAINER' strings"
+        assert p.split(":")[0] == "127.0.0.1", f"{name}: port {raw} is not bound to 127.0.0.1 by default"
+        if raw.startswith("${"):
+            assert name == "grafana" and raw.startswith("${GRAFANA_BIND:-127.0.0.1}:"), \
+                "only Grafana may be opened, and only by GRAFANA_BIND"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_non_root_and_volume_ownership(name):
+    s = SERVICES[name]
+    user = str(s.get("user", ""))
+    assert user and not user.startswith(("0", "root")), f"{name}: runs as root or image default ({user!r})"
+    named = [v for v in s.get("volumes", []) if not v.startswith((".", "/"))]
+    for v in named:
+        target = v.split(":")[1]
+        owner = IMAGE_OWNED_PATHS.get(image_name(s["image"]))
+        assert owner, f"{name}: named volume {v} on an image with no known owned path"
+        assert target in owner[1], f"{name}: {target} is not a path the image's user owns ({owner[1]})"
+        assert user.split(":")[0] == owner[0], f"{name}: user {user} is not the owner {owner[0]} of {target}"
+
+
+def test_no_default_passwords_or_anonymous_access():
+    for name, s in SERVICES.items():
+        for k, v in (s.get("environment") or {}).items():
+            if re.search(r"PASSWORD|TOKEN|SECRET|API_KEY", k) and not k.endswith("_FILE"):
+                pytest.fail(f"{name}: {k} set inline; secrets come from files (*_FILE)")
+    g = SERVICES["grafana"]["environment"]
+    assert g["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert g["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in g
+
+
+def test_ordered_startup_waits_for_health():
+    for name, s in SERVICES.items():
+        for dep, cond in (s.get("depends_on") or {}).items():
+            assert dep in SERVICES, f"{name} depends on unknown {dep}"
+            assert cond.get("condition") == "service_healthy", f"{name} -> {dep} must wait for service_healthy"
+    assert set(SERVICES["otelcol"]["depends_on"]) >= {"prometheus", "loki", "tempo"}
+
+
+def test_retention_on_every_store():
+    cmd = " ".join(SERVICES["prometheus"]["command"])
+    assert "--storage.tsdb.retention.time=" in cmd and "--storage.tsdb.retention.size=" in cmd
+    loki = yaml.safe_load((compose.ROOT / "loki/loki.yml").read_text())
+    assert loki["compactor"]["retention_enabled"] is True
+    assert loki["limits_config"]["retention_period"]
+    assert all(c["schema"] == "v13" and c["store"] == "tsdb" for c in loki["schema_config"]["configs"])
+    tempo = yaml.safe_load((compose.ROOT / "tempo/tempo.yml").read_text())
+    assert tempo["compactor"]["compaction"]["block_retention"]
+
+
+def test_every_bind_mount_source_exists():
+    for name, svc in compose.services().items():
+        for m in svc.mounts:
+            if m.kind == "bind":
+                assert Path(m.source).exists(), f"{name}: mounts missing {m.source}"
+                assert m.read_only, f"{name}: config mount {m.target} should be read-only"
+
+
+def test_expected_services_present():
+    assert {"prometheus", "alertmanager", "grafana", "loki", "tempo", "otelcol", "blackbox-exporter",
+            "simulator", "railway-exporter", "vercel-exporter", "supabase-exporter",
+            "github-exporter"} <= set(SERVICES)
