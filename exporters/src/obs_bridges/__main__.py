@@ -1,0 +1,3 @@
+from obs_bridges.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""``obs-bridge <railway|vercel|supabase|github|simulator>``: one entry point for every process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from obs_bridges import __version__, config, log
+
+EXPORTERS = ("railway", "vercel", "supabase", "github")
+
+
+def _load(name: str):
+    if name == "github":
+        from obs_bridges import github as m
+    elif name == "vercel":
+        from obs_bridges import vercel as m
+    elif name == "railway":
+        from obs_bridges import railway as m
+    elif name == "supabase":
+        from obs_bridges import supabase as m
+    else:  # pragma: no cover
+        raise ValueError(name)
+    return m
+
+
+def run_exporter(name: str, env=None) -> int:
+    env = os.environ if env is None else env
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()
+    log.setup(f"{name}-exporter", (env.get("LOG_LEVEL") or "info").strip() or "info")
+    lg = log.get(f"obs_bridges.{name}")
+    try:
+        exp = _load(name).build(env)
+    except config.ConfigError as e:
+        lg.error(f"invalid configuration: {e}", extra=log.kv(exit_code=2))
+        return 2
+    from obs_bridges import core
+
+    try:
+        srv = core.serve(exp, exp.settings.listen_addr, exp.settings.listen_port)
+    except OSError as e:
+        lg.error(f"cannot listen on {exp.settings.listen_addr}:{exp.settings.listen_port}: {e.strerror or e} "
+                 "(set LISTEN_ADDR / LISTEN_PORT)", extra=log.kv(exit_code=1))
+        return 1
+    tok_ok = exp.settings.token.configured
+    lg.info("exporter starting", extra=log.kv(
+        version=__version__, mode="demo" if exp.settings.demo else "live",
+        listen=f"{exp.settings.listen_addr}:{srv.server_address[1]}",
+        api=exp.settings.api_url, token_configured=tok_ok,
+        upstreams={u.name: u.interval for u in exp.upstreams}))
+    if not tok_ok:
+        v = exp.settings.token.name
+        lg.warning(f"{v} is not set: the exporter serves /metrics with {name}_up 0 and retries with backoff; "
+                   f"set {v} or {v}_FILE (or OBS_DEMO_SIMULATOR_URL for demo data)")
+    exp.start()
+    return _serve_until_signal(srv, exp.stop)
+
+
+def _serve_until_signal(srv, on_stop) -> int:
+    done = threading.Event()
+
+    def _sig(*_):
+        done.set()
+
+    signal.signal(signal.SIGTERM, _sig)
+    signal.signal(signal.SIGINT, _sig)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    t.start()
+    done.wait()
+    on_stop()
+    srv.shutdown()
+    srv.server_close()
+    log.get("obs_bridges").info("stopped")
+    return 0
+
+
+def run_simulator(argv: list[str], env=None) -> int:
+    env = os.environ if env is None else env
+    log.setup("simulator", (env.get("LOG_LEVEL") or "info").strip() or "info")
+    from obs_bridges.simulator import server as sim
+
+    p = argparse.ArgumentParser(prog="obs-bridge simulator", description="Serve the four platform APIs "
+                                "from a seeded synthetic world.")
+    p.add_argument("--listen-addr", default=env.get("LISTEN_ADDR", "0.0.0.0"))
+    p.add_argument("--port", type=int, default=int(env.get("LISTEN_PORT") or config.DEFAULT_PORTS["simulator"]))
+    sim.add_world_args(p, env)
+    args = p.parse_args(argv)
+    try:
+        srv = sim.make_server(args.listen_addr, args.port, sim.world_from_args(args))
+    except (OSError, ValueError) as e:
+        log.get("obs_bridges.simulator").error(f"cannot start the simulator: {e}")
+        return 1
+    log.get("obs_bridges.simulator").info("simulator listening", extra=log.kv(
+        listen=f"{args.listen_addr}:{srv.server_address[1]}", seed=args.seed))
+    return _serve_until_signal(srv, lambda: None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="obs-bridge", description="Prometheus bridges for Railway, Vercel, "
+                                "Supabase and GitHub Actions, and their API simulator.")
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("command", choices=EXPORTERS + ("simulator",))
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    ns = p.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    if ns.command == "simulator":
+        return run_simulator(argv[1:])
+    if len(argv) > 1:
+        from obs_bridges import supabase_tools
+
+        if ns.command == "supabase":
+            return supabase_tools.main(argv[1:])
+        p.error(f"{ns.command} takes no arguments: it is configured by environment variables")
+    return run_exporter(ns.command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

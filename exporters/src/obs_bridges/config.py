@@ -1,0 +1,165 @@
+"""Settings from environment variables and ``*_FILE`` secret files, validated at start."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from obs_bridges import log
+
+DEMO_ENV = "OBS_DEMO_SIMULATOR_URL"
+DEMO_TOKEN = "demo-token"
+
+# Path on the simulator where each platform is served (see simulator/server.py).
+SIMULATOR_PATHS = {
+    "railway": "/railway/graphql/v2",
+    "vercel": "/vercel",
+    "supabase": "/supabase",
+    "github": "/github",
+}
+DEFAULT_PORTS = {"railway": 9601, "vercel": 9602, "supabase": 9603, "github": 9604, "simulator": 8600}
+
+
+class ConfigError(Exception):
+    """Invalid configuration: the process exits with status 2 and this message."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    v = env.get(name)
+    if v is None:
+        return None
+    v = v.strip()
+    return v or None
+
+
+def env_int(env, name, default, lo=None, hi=None) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def env_float(env, name, default, lo=None, hi=None) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if v != v or (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {raw}")
+    return v
+
+
+def env_list(env, name) -> list[str]:
+    raw = _get(env, name)
+    if raw is None:
+        return []
+    return [p.strip() for p in re.split(r"[,\s]+", raw) if p.strip()]
+
+
+def env_url(env, name, default) -> str:
+    raw = _get(env, name) or default
+    check_url(name, raw)
+    return raw.rstrip("/")
+
+
+def check_url(name: str, raw: str) -> None:
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL: {raw!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL like https://host/path, got {raw!r}")
+
+
+class SecretSource:
+    """A token read from ``NAME`` or from the file named by ``NAME_FILE``.
+
+    The file is re-read on every ``get()`` so that a rotated or late-mounted secret is picked up
+    without a restart. Problems are reported as text naming the variable, never the value.
+    """
+
+    def __init__(self, env: Mapping[str, str], name: str):
+        self.name = name
+        self._value = _get(env, name)
+        self._file = _get(env, name + "_FILE")
+        if self._value:
+            log.register_secret(self._value)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._value or self._file)
+
+    def get(self) -> tuple[str | None, str | None]:
+        if self._file:
+            try:
+                with open(self._file, encoding="utf-8") as fh:
+                    v = fh.read().strip()
+            except OSError as e:
+                return None, f"cannot read {self.name}_FILE ({self._file}): {e.strerror or e}"
+            if not v:
+                return None, f"{self.name}_FILE ({self._file}) is empty: put the token in it"
+            log.register_secret(v)
+            return v, None
+        if self._value:
+            return self._value, None
+        return None, f"{self.name} is not set: set {self.name} or {self.name}_FILE"
+
+
+class FixedSecret(SecretSource):
+    def __init__(self, name: str, value: str):
+        self.name = name
+        self._value = value
+        self._file = None
+
+
+@dataclass
+class Common:
+    platform: str
+    listen_addr: str
+    listen_port: int
+    log_level: str
+    http_timeout: float
+    api_url: str
+    token: SecretSource
+    demo: bool
+    extra: dict = field(default_factory=dict)
+
+
+def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, real_url: str) -> Common:
+    """Read the settings every exporter shares and decide demo versus live mode.
+
+    Live mode: the token (or its _FILE) is set; the API URL is ``<URL_VAR>`` or the real API.
+    Demo mode: no token and ``OBS_DEMO_SIMULATOR_URL`` set; the simulator URL and a demo token
+    are used and every series gets the label ``demo="true"``.
+    """
+    listen_addr = _get(env, "LISTEN_ADDR") or "0.0.0.0"
+    port = env_int(env, "LISTEN_PORT", DEFAULT_PORTS[platform], 1, 65535)
+    level = (_get(env, "LOG_LEVEL") or "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"LOG_LEVEL must be one of debug, info, warning, error, got {level!r}")
+    timeout = env_float(env, "HTTP_TIMEOUT_SECONDS", 10.0, 0.1, 300)
+    token = SecretSource(env, token_var)
+    demo_base = _get(env, DEMO_ENV)
+    demo = False
+    if token.configured:
+        api_url = env_url(env, url_var, real_url)
+    elif demo_base:
+        check_url(DEMO_ENV, demo_base)
+        api_url = demo_base.rstrip("/") + SIMULATOR_PATHS[platform]
+        token = FixedSecret(token_var, DEMO_TOKEN)
+        demo = True
+    else:
+        api_url = env_url(env, url_var, real_url)
+    return Common(platform, listen_addr, port, level, timeout, api_url, token, demo)

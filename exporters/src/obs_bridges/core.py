@@ -1,0 +1,368 @@
+"""Shared exporter machinery: self-metrics, cached rendering, poll loops, HTTP server, seen-sets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from obs_bridges import __version__, log
+from obs_bridges.httpclient import ApiError, RateLimitState
+
+LOG = log.get("obs_bridges.core")
+
+
+# ---------------------------------------------------------------- metric helpers
+
+def enum_gauge(name: str, doc: str, labelnames: list[str], enum_label: str, enum_values: Iterable[str],
+               rows: Iterable[tuple[tuple[str, ...], str | None]]) -> GaugeMetricFamily:
+    """A state gauge emitting the whole enum: 1 on the current value, 0 on every other one.
+
+    A current value outside the known enum is emitted too (as 1) so that nothing is hidden.
+    """
+    values = list(enum_values)
+    g = GaugeMetricFamily(name, doc, labels=list(labelnames) + [enum_label])
+    for labelvalues, current in rows:
+        for v in values:
+            g.add_metric(list(labelvalues) + [v], 1.0 if v == current else 0.0)
+        if current is not None and current not in values:
+            g.add_metric(list(labelvalues) + [current], 1.0)
+    return g
+
+
+class SeenSet:
+    """Natural ids already counted, per scope (repo, project ...).
+
+    The first successful poll of a scope seeds it without counting, so a restart never re-counts
+    history; an item first seen in progress is counted when it is first seen in a final state.
+    Ids older than ``retention`` seconds are pruned (they have left every look-back window).
+    """
+
+    def __init__(self, retention: float):
+        self.retention = retention
+        self._seen: dict[object, float] = {}
+        self._seeded: set[object] = set()
+
+    def seeded(self, scope) -> bool:
+        return scope in self._seeded
+
+    def process(self, scope, items: Iterable[tuple[object, bool, float]]) -> list[object]:
+        """items: (key, is_final, timestamp). Returns keys to count now."""
+        seeding = scope not in self._seeded
+        out = []
+        for key, final, ts in items:
+            if not final or key in self._seen:
+                continue
+            self._seen[key] = ts
+            if not seeding:
+                out.append(key)
+        self._seeded.add(scope)
+        return out
+
+    def prune(self, now: float) -> None:
+        cutoff = now - self.retention
+        for k in [k for k, ts in self._seen.items() if ts < cutoff]:
+            del self._seen[k]
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+# ---------------------------------------------------------------- self-metrics
+
+class SelfMetrics:
+    """``<platform>_api_*`` and ``<platform>_exporter_*`` families."""
+
+    def __init__(self, platform: str, registry: CollectorRegistry):
+        p = platform
+        self.platform = platform
+        self.ratelimit = RateLimitState()
+        self.requests = Counter(f"{p}_api_requests", f"Requests made to the {p} API, by endpoint and HTTP "
+                                "code ('error' for a connection failure or timeout).",
+                                ["endpoint", "code"], registry=registry)
+        self.poll_errors = Counter(f"{p}_exporter_poll_errors", "Failed polls by upstream and reason.",
+                                   ["upstream", "reason"], registry=registry)
+        self.upstreams: dict[str, "Upstream"] = {}
+        registry.register(self)
+
+    def api_request(self, endpoint: str, code: str) -> None:
+        self.requests.labels(endpoint, code).inc()
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        p = self.platform
+        rl = self.ratelimit
+        if rl.remaining is not None:
+            yield GaugeMetricFamily(f"{p}_api_ratelimit_remaining",
+                                    "Requests left in the current rate-limit window, from the last response.",
+                                    value=rl.remaining)
+        if rl.limit is not None:
+            yield GaugeMetricFamily(f"{p}_api_ratelimit_limit", "Rate-limit window size.", value=rl.limit)
+        if rl.reset is not None:
+            yield GaugeMetricFamily(f"{p}_api_ratelimit_reset_timestamp_seconds",
+                                    "When the rate-limit window resets.", value=rl.reset)
+        last = GaugeMetricFamily(f"{p}_exporter_last_success_timestamp_seconds",
+                                 "Last successful poll of each upstream (age = time() - this).",
+                                 labels=["upstream"])
+        up = GaugeMetricFamily(f"{p}_exporter_upstream_up",
+                               "1 if the last poll of the upstream succeeded.", labels=["upstream"])
+        dur = GaugeMetricFamily(f"{p}_exporter_poll_duration_seconds", "Duration of the last poll.",
+                                labels=["upstream"])
+        for name, u in sorted(self.upstreams.items()):
+            if u.last_success is not None:
+                last.add_metric([name], u.last_success)
+            up.add_metric([name], 1.0 if u.ok else 0.0)
+            if u.last_duration is not None:
+                dur.add_metric([name], u.last_duration)
+        yield last
+        yield up
+        yield dur
+        yield GaugeMetricFamily(f"{p}_up", "1 if every upstream's last poll succeeded.",
+                                value=1.0 if self.upstreams and all(u.ok for u in self.upstreams.values()) else 0.0)
+
+
+class _LabelInjector:
+    """Adds constant labels (demo="true") to every sample of an inner registry."""
+
+    def __init__(self, inner: CollectorRegistry, labels: dict[str, str]):
+        self.inner = inner
+        self.labels = labels
+
+    def collect(self):
+        for fam in self.inner.collect():
+            m = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+            for s in fam.samples:
+                m.samples.append(s._replace(labels={**s.labels, **self.labels}))
+            yield m
+
+
+# ---------------------------------------------------------------- poll loops
+
+class Upstream:
+    """One upstream (an API area) polled on its own background thread, never on the scrape path."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], None], *, initial_delay: float = 0.0,
+                 enabled: Callable[[], bool] | None = None):
+        self.name = name
+        self.interval = interval
+        self.fn = fn
+        self.initial_delay = initial_delay
+        self.enabled = enabled or (lambda: True)
+        self.ok = False
+        self.last_success: float | None = None
+        self.last_attempt: float | None = None
+        self.last_duration: float | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self.next_due = 0.0
+        self.polls = 0
+
+
+class Exporter:
+    """Base class: subclasses build collectors and upstreams; this runs loops and serves HTTP."""
+
+    platform = "base"
+    max_backoff = 1800.0
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.log = log.get(f"obs_bridges.{self.platform}")
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.selfm = SelfMetrics(self.platform, self.registry)
+        from prometheus_client.core import InfoMetricFamily  # local: keeps module import light
+
+        mode = "demo" if settings.demo else "live"
+
+        class _Info:
+            def collect(self_inner):
+                yield InfoMetricFamily(f"{self.platform}_exporter", "Exporter build and mode.",
+                                       value={"version": __version__, "mode": mode})
+
+        self.registry.register(_Info())
+        self.upstreams: list[Upstream] = []
+        self._stop = threading.Event()
+        self._render_lock = threading.Lock()
+        self._state_lock = threading.RLock()
+        self._rendered = b""
+        self._outer = self.registry
+        if settings.demo:
+            self._outer = CollectorRegistry(auto_describe=False)
+            self._outer.register(_LabelInjector(self.registry, {"demo": "true"}))
+        self.started = time.time()
+        self._threads: list[threading.Thread] = []
+        self._logged_errors: dict[str, str] = {}
+
+    # -- helpers for subclasses
+    def histogram(self, name, doc, labels, buckets):
+        return Histogram(name, doc, labels, buckets=buckets, registry=self.registry)
+
+    def counter(self, name, doc, labels):
+        return Counter(name, doc, labels, registry=self.registry)
+
+    def add_upstream(self, u: Upstream) -> Upstream:
+        self.upstreams.append(u)
+        self.selfm.upstreams[u.name] = u
+        return u
+
+    def token(self) -> str:
+        tok, problem = self.settings.token.get()
+        if problem:
+            raise ApiError("config", problem)
+        return tok
+
+    # -- rendering: /metrics serves bytes rendered after each poll, so a scrape costs no work
+    def render(self) -> None:
+        with self._render_lock:
+            with self._state_lock:
+                data = generate_latest(self._outer)
+            self._rendered = data
+
+    def metrics_bytes(self) -> bytes:
+        return self._rendered
+
+    # -- loops
+    def _run_upstream(self, u: Upstream) -> None:
+        if u.initial_delay and self._stop.wait(u.initial_delay):
+            return
+        while not self._stop.is_set():
+            delay = self.poll_once(u)
+            self.render()
+            if self._stop.wait(delay):
+                return
+
+    def poll_once(self, u: Upstream) -> float:
+        """Run one poll; returns the delay before the next one (backoff on failure)."""
+        t0 = time.time()
+        u.last_attempt = t0
+        try:
+            if u.enabled():
+                u.fn()
+            u.polls += 1
+        except ApiError as e:
+            u.last_duration = time.time() - t0
+            return self._failed(u, e.kind, str(e), e.retry_after)
+        except Exception as e:  # a parser or logic bug must not kill the loop
+            u.last_duration = time.time() - t0
+            self.log.exception("poll failed unexpectedly", extra=log.kv(upstream=u.name))
+            return self._failed(u, "internal", f"{type(e).__name__}: {log.redact(str(e))[:200]}", None)
+        u.last_duration = time.time() - t0
+        if not u.ok and u.failures:
+            self.log.info("upstream recovered", extra=log.kv(upstream=u.name, after_failures=u.failures))
+        u.ok = True
+        u.failures = 0
+        u.last_error = None
+        u.last_success = time.time()
+        self._logged_errors.pop(u.name, None)
+        return u.interval
+
+    def _failed(self, u: Upstream, kind: str, message: str, retry_after: float | None) -> float:
+        u.ok = False
+        u.failures += 1
+        u.last_error = message
+        self.selfm.poll_errors.labels(u.name, kind).inc()
+        base = max(u.interval, 1.0)
+        if kind in ("auth", "config"):
+            base = max(base, 60.0)  # a bad or missing token must not flood the API
+        delay = min(self.max_backoff, base * (2 ** min(u.failures - 1, 10)))
+        delay *= random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay if kind != "ratelimit" else 0.0, retry_after + random.uniform(0.05, 0.5))
+        hint = {
+            "auth": f"check {self.settings.token.name} (or {self.settings.token.name}_FILE): the API rejected it",
+            "config": "",
+            "ratelimit": "rate limited by the API, waiting as told",
+            "network": "the API is unreachable; check the API URL variable and the network",
+            "timeout": "the API did not answer in time; HTTP_TIMEOUT_SECONDS sets the limit",
+            "parse": "the API answered with an unexpected body",
+            "http": "the API answered with an error status",
+            "internal": "unexpected error in the exporter",
+        }.get(kind, "")
+        # One line per distinct problem; repeated identical failures log at debug only.
+        prev = self._logged_errors.get(u.name)
+        key = f"{kind}:{message}"
+        lvl = logging.WARNING if prev != key else logging.DEBUG
+        self._logged_errors[u.name] = key
+        self.log.log(lvl, f"{u.name} poll failed: {message}" + (f" ({hint})" if hint else ""),
+                     extra=log.kv(upstream=u.name, reason=kind, retry_in_s=round(delay, 1),
+                                  failures=u.failures))
+        return delay
+
+    def start(self) -> None:
+        self.render()
+        for u in self.upstreams:
+            t = threading.Thread(target=self._run_upstream, args=(u,), name=f"poll-{u.name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def health(self) -> dict:
+        now = time.time()
+        return {
+            "platform": self.platform,
+            "mode": "demo" if self.settings.demo else "live",
+            "api": self.settings.api_url.split("?")[0],
+            "upstreams": {
+                u.name: {
+                    "ok": u.ok,
+                    "last_success_age_seconds": None if u.last_success is None else round(now - u.last_success, 3),
+                    "consecutive_failures": u.failures,
+                    "last_error": u.last_error,
+                }
+                for u in self.upstreams
+            },
+        }
+
+
+# ---------------------------------------------------------------- HTTP server
+
+def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
+    exp = exporter_or_handler
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "obs-bridges"
+        sys_version = ""
+
+        def log_message(self, *a):  # noqa: D401 - quiet access log
+            pass
+
+        def _send(self, code, body: bytes, ctype: str):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, exp.metrics_bytes(), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/health"):
+                body = json.dumps(exp.health()).encode()
+                self._send(200, log.redact(body.decode()).encode(), "application/json")
+            elif path == "/":
+                self._send(200, b"obs-bridges exporter: see /metrics and /healthz\n", "text/plain")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        do_HEAD = do_GET
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server((addr, port), Handler)
+    return srv

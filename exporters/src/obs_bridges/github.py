@@ -1,0 +1,337 @@
+"""GitHub Actions exporter: workflow runs and jobs per repository, with ETags and Link pagination."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+
+from obs_bridges import config, core, log
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json, next_link
+from obs_bridges.parsing import ParseError, iso, lst, num, obj, s, to_iso
+
+REAL_URL = "https://api.github.com"
+RUN_STATUSES_ACTIVE = ["queued", "in_progress", "waiting", "requested", "pending"]
+CONCLUSIONS = ["success", "failure", "neutral", "cancelled", "timed_out", "action_required", "stale",
+               "skipped", "startup_failure"]
+DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800)
+_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_OWNER_RE = re.compile(r"^[A-Za-z0-9_.-]+(/\*)?$")
+
+
+@dataclass
+class Settings(config.Common):
+    pass
+
+
+def load_settings(env: Mapping[str, str]) -> config.Common:
+    c = config.common("github", env, "GITHUB_API_URL", "GITHUB_TOKEN", REAL_URL)
+    repos, orgs = [], []
+    entries = config.env_list(env, "GITHUB_REPOSITORIES")
+    if not entries and c.demo:
+        entries = ["demo-org"]
+    for e in entries:
+        if _REPO_RE.match(e) and not e.endswith("/*"):
+            repos.append(e)
+        elif _OWNER_RE.match(e):
+            orgs.append(e.removesuffix("/*"))
+        else:
+            raise config.ConfigError(f"GITHUB_REPOSITORIES: {e!r} is neither owner/repo nor an organization name")
+    if not entries:
+        raise config.ConfigError("GITHUB_REPOSITORIES is empty: list owner/repo entries or organizations "
+                                 "to discover, comma-separated (e.g. GITHUB_REPOSITORIES=my-org,other/repo)")
+    c.extra = {
+        "repos": repos,
+        "orgs": orgs,
+        "exclude": set(config.env_list(env, "GITHUB_REPOSITORIES_EXCLUDE")),
+        "branches": set(config.env_list(env, "GITHUB_BRANCHES") or ["main", "master", "develop"]),
+        "interval": config.env_float(env, "GITHUB_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        "meta_interval": config.env_float(env, "GITHUB_METADATA_INTERVAL_SECONDS", 600.0, 1, 86400),
+        "lookback": config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
+        "per_page": config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
+        "use_etags": (env.get("GITHUB_USE_ETAGS", "true").strip().lower() not in ("0", "false", "no")),
+        "max_job_fetches": config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
+    }
+    return c
+
+
+# ---------------------------------------------------------------- parsers (pure; ParseError only)
+
+@dataclass
+class Run:
+    id: int
+    attempt: int
+    workflow_id: int | None
+    name: str
+    path: str
+    branch: str
+    event: str
+    status: str
+    conclusion: str | None
+    created: float
+    started: float | None
+    updated: float | None
+
+
+def parse_runs(data: Any) -> list[Run]:
+    d = obj(data, "workflow runs")
+    out = []
+    for i, r in enumerate(lst(d.get("workflow_runs"), "workflow_runs")):
+        r = obj(r, f"workflow_runs[{i}]")
+        rid = num(r.get("id"), "run.id")
+        created = iso(r.get("created_at"), "run.created_at", optional=False)
+        wf = num(r.get("workflow_id"), "run.workflow_id", optional=True)
+        out.append(Run(
+            id=int(rid),
+            attempt=int(num(r.get("run_attempt"), "run.run_attempt", optional=True) or 1),
+            workflow_id=int(wf) if wf is not None else None,
+            name=s(r.get("name"), "run.name", optional=True) or "",
+            path=s(r.get("path"), "run.path", optional=True) or "",
+            branch=s(r.get("head_branch"), "run.head_branch", optional=True) or "",
+            event=s(r.get("event"), "run.event", optional=True) or "unknown",
+            status=s(r.get("status"), "run.status", optional=True) or "unknown",
+            conclusion=s(r.get("conclusion"), "run.conclusion", optional=True),
+            created=created,
+            started=iso(r.get("run_started_at"), "run.run_started_at"),
+            updated=iso(r.get("updated_at"), "run.updated_at"),
+        ))
+    return out
+
+
+@dataclass
+class Job:
+    name: str
+    status: str
+    conclusion: str | None
+    created: float | None
+    started: float | None
+    completed: float | None
+    labels: list[str]
+
+
+def parse_jobs(data: Any) -> list[Job]:
+    d = obj(data, "jobs")
+    out = []
+    for i, j in enumerate(lst(d.get("jobs"), "jobs")):
+        j = obj(j, f"jobs[{i}]")
+        labels = j.get("labels") or []
+        out.append(Job(
+            name=s(j.get("name"), "job.name", optional=True) or "",
+            status=s(j.get("status"), "job.status", optional=True) or "unknown",
+            conclusion=s(j.get("conclusion"), "job.conclusion", optional=True),
+            created=iso(j.get("created_at"), "job.created_at"),
+            started=iso(j.get("started_at"), "job.started_at"),
+            completed=iso(j.get("completed_at"), "job.completed_at"),
+            labels=[str(x) for x in lst(labels, "job.labels") if isinstance(x, (str, int))],
+        ))
+    return out
+
+
+def parse_workflows(data: Any) -> dict[int, str]:
+    d = obj(data, "workflows")
+    out = {}
+    for i, w in enumerate(lst(d.get("workflows"), "workflows")):
+        w = obj(w, f"workflows[{i}]")
+        out[int(num(w.get("id"), "workflow.id"))] = s(w.get("name"), "workflow.name", optional=True) or ""
+    return out
+
+
+def parse_repos(data: Any) -> list[str]:
+    out = []
+    for i, r in enumerate(lst(data, "repositories")):
+        r = obj(r, f"repositories[{i}]")
+        if r.get("archived") is True:
+            continue
+        name = s(r.get("full_name"), "repository.full_name")
+        if _REPO_RE.match(name):
+            out.append(name)
+    return out
+
+
+_MATRIX_RE = re.compile(r"\s*\(.*\)\s*$")
+
+
+def job_label(name: str) -> str:
+    """Job name without its matrix suffix ("test (3.12, ubuntu)" -> "test"), bounded in length."""
+    return _MATRIX_RE.sub("", name)[:64] or "unnamed"
+
+
+# ---------------------------------------------------------------- exporter
+
+class GitHubExporter(core.Exporter):
+    platform = "github"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        x = settings.extra
+        self.x = x
+        self.repos: list[str] = list(dict.fromkeys(x["repos"]))
+        self.workflow_names: dict[str, dict[int, str]] = {}
+        self.seen = core.SeenSet(retention=2 * x["lookback"] + 3 * 3600)
+        self.active: dict[str, dict[str, int]] = {}
+        self.last_conclusion: dict[tuple[str, str], tuple[float, str]] = {}
+        self.runs_total = self.counter(
+            "github_actions_workflow_runs", "Completed workflow runs, counted once per run id and attempt.",
+            ["repo", "workflow", "event", "branch", "conclusion"])
+        self.run_duration = self.histogram(
+            "github_actions_workflow_run_duration_seconds", "Run duration, run_started_at to updated_at.",
+            ["repo", "workflow", "conclusion"], DURATION_BUCKETS)
+        self.job_duration = self.histogram(
+            "github_actions_job_duration_seconds", "Job duration, started_at to completed_at.",
+            ["repo", "workflow", "job"], DURATION_BUCKETS)
+        self.job_queue = self.histogram(
+            "github_actions_job_queue_seconds", "Job queue time, created_at to started_at.",
+            ["repo", "workflow", "job"], QUEUE_BUCKETS)
+        self.registry.register(self)
+        self.runs_client = self._client()
+        self.meta_client = self._client()
+        self.add_upstream(core.Upstream("metadata", x["meta_interval"], self.poll_metadata))
+        self.add_upstream(core.Upstream("runs", x["interval"], self.poll_runs, initial_delay=0.0))
+
+    def _client(self) -> ApiClient:
+        c = ApiClient("github", self.settings.api_url, self.selfm, self.settings.http_timeout,
+                      auth=lambda: {"Authorization": f"Bearer {self.token()}",
+                                    "Accept": "application/vnd.github+json",
+                                    "X-GitHub-Api-Version": "2022-11-28"})
+        c.use_etags = self.x["use_etags"]
+        return c
+
+    # -- pagination: follow Link rel="next", never build page URLs
+    def _get_all(self, client: ApiClient, path: str, endpoint: str, params: dict | None, parser, max_pages=50):
+        items = []
+        url, p = path, params
+        for _ in range(max_pages):
+            resp, body = client.request("GET", url, endpoint, params=p, conditional=True)
+            data = decode_json(body, "github", endpoint)
+            items.extend(parser(data))
+            url, p = next_link(resp.headers.get("Link")), None
+            if not url:
+                break
+        return items
+
+    # -- metadata: repository discovery and workflow names
+    def poll_metadata(self, client: ApiClient | None = None) -> None:
+        self.token()
+        client = client or self.meta_client
+        repos = list(self.x["repos"])
+        for org in self.settings.extra["orgs"]:
+            try:
+                found = self._get_all(client, f"/orgs/{org}/repos", "org_repos",
+                                      {"per_page": 100, "type": "all"}, parse_repos)
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+                found = self._get_all(client, f"/users/{org}/repos", "user_repos",
+                                      {"per_page": 100}, parse_repos)
+            repos.extend(found)
+        repos = [r for r in dict.fromkeys(repos) if r not in self.x["exclude"]]
+        self.repos = repos
+        for repo in repos:
+            self._fetch_workflows(repo, client)
+
+    def _fetch_workflows(self, repo: str, client: ApiClient) -> None:
+        items = self._get_all(client, f"/repos/{repo}/actions/workflows", "workflows",
+                              {"per_page": 100}, lambda d: list(parse_workflows(d).items()))
+        self.workflow_names[repo] = dict(items)
+
+    def _workflow(self, repo: str, run: Run) -> str:
+        names = self.workflow_names.get(repo) or {}
+        if run.workflow_id is not None and run.workflow_id in names and names[run.workflow_id]:
+            return names[run.workflow_id][:64]
+        base = run.path.rsplit("/", 1)[-1]
+        return (base.rsplit(".", 1)[0] if base else "unknown")[:64]
+
+    def _branch(self, b: str) -> str:
+        return b if b in self.x["branches"] else "other"
+
+    # -- runs
+    def poll_runs(self) -> None:
+        self.token()
+        if not self.repos and self.x["orgs"]:
+            self.poll_metadata(self.runs_client)
+        now = time.time()
+        # window start quantised to the hour so the URL (and its ETag) stays the same between polls
+        start = int((now - self.x["lookback"]) // 3600 * 3600)
+        errors = []
+        job_budget = [self.x["max_job_fetches"]]
+        for repo in list(self.repos):
+            try:
+                if repo not in self.workflow_names:
+                    self._fetch_workflows(repo, self.runs_client)
+                runs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs", "runs",
+                                     {"per_page": self.x["per_page"], "created": ">=" + to_iso(start)}, parse_runs)
+                self._process_runs(repo, runs, job_budget)
+            except ApiError as e:
+                if e.kind in ("auth", "ratelimit", "config"):
+                    raise
+                errors.append(f"{repo}: {e}")
+        self.seen.prune(now)
+        if errors:
+            raise ApiError("http", f"{len(errors)} of {len(self.repos)} repositories failed; first: {errors[0]}")
+
+    def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
+        by_key = {}
+        active = {st: 0 for st in RUN_STATUSES_ACTIVE}
+        for r in runs:
+            by_key[(r.id, r.attempt)] = r
+            if r.status != "completed":
+                active[r.status] = active.get(r.status, 0) + 1
+            else:
+                wf = self._workflow(repo, r)
+                prev = self.last_conclusion.get((repo, wf))
+                if prev is None or r.created >= prev[0]:
+                    self.last_conclusion[(repo, wf)] = (r.created, r.conclusion or "unknown")
+        new = self.seen.process(repo, ((k, r.status == "completed", r.created) for k, r in by_key.items()))
+        for key in new:
+            r = by_key[key]
+            wf = self._workflow(repo, r)
+            concl = r.conclusion or "unknown"
+            self.runs_total.labels(repo, wf, r.event[:40], self._branch(r.branch), concl).inc()
+            if r.started is not None and r.updated is not None and r.updated >= r.started:
+                self.run_duration.labels(repo, wf, concl).observe(r.updated - r.started)
+            if job_budget[0] > 0:
+                job_budget[0] -= 1
+                try:
+                    self._observe_jobs(repo, wf, r)
+                except ApiError as e:
+                    if e.kind in ("auth", "ratelimit"):
+                        raise
+                    self.log.warning(f"jobs of a run could not be read: {e}", extra=log.kv(repo=repo))
+        with self._state_lock:
+            self.active = {**self.active, repo: active}
+
+    def _observe_jobs(self, repo: str, wf: str, r: Run) -> None:
+        jobs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs/{r.id}/attempts/{r.attempt}/jobs",
+                             "jobs", {"per_page": 100}, parse_jobs)
+        for j in jobs:
+            name = job_label(j.name)
+            if j.created is not None and j.started is not None and j.started >= j.created:
+                self.job_queue.labels(repo, wf, name).observe(j.started - j.created)
+            if j.completed is not None and j.started is not None and j.completed >= j.started:
+                self.job_duration.labels(repo, wf, name).observe(j.completed - j.started)
+
+    # -- custom collector for the state gauges
+    def describe(self):
+        return []
+
+    def collect(self):
+        g = GaugeMetricFamily("github_actions_workflow_runs_active",
+                              "Runs not yet completed in the look-back window, by status.",
+                              labels=["repo", "status"])
+        for repo, counts in sorted(self.active.items()):
+            for st in sorted(set(RUN_STATUSES_ACTIVE) | set(counts)):
+                g.add_metric([repo, st], counts.get(st, 0))
+        yield g
+        yield core.enum_gauge(
+            "github_actions_workflow_last_conclusion", "Conclusion of the latest completed run of each "
+            "workflow (1 on the current value, 0 on the others).", ["repo", "workflow"], "conclusion",
+            CONCLUSIONS, ((k, v[1]) for k, v in sorted(self.last_conclusion.items())))
+        yield GaugeMetricFamily("github_actions_repositories", "Repositories polled.", value=len(self.repos))
+
+
+def build(env: Mapping[str, str]) -> GitHubExporter:
+    return GitHubExporter(load_settings(env))

@@ -1,0 +1,264 @@
+"""HTTP client on requests + urllib3 Retry: timeouts, retries with backoff and jitter,
+Retry-After and rate-limit headers honoured, request accounting in self-metrics."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from obs_bridges import __version__, log
+
+USER_AGENT = f"obs-bridges/{__version__}"
+RETRY_STATUSES = (500, 502, 503, 504)
+
+
+class ApiError(Exception):
+    """A failed upstream call. ``kind`` is one of: auth, ratelimit, http, network, timeout, parse, config."""
+
+    def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(log.redact(message))
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        secs = float(value)
+        if secs != secs or secs < 0:
+            return None
+        return min(secs, 24 * 3600.0)
+    except ValueError:
+        pass
+    try:
+        dt = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, min(dt.timestamp() - now, 24 * 3600.0))
+
+
+def _header_float(headers, *names) -> float | None:
+    for n in names:
+        v = headers.get(n)
+        if v is not None:
+            try:
+                f = float(v)
+                if f == f:
+                    return f
+            except ValueError:
+                continue
+    return None
+
+
+class RateLimitState:
+    def __init__(self):
+        self.limit: float | None = None
+        self.remaining: float | None = None
+        self.reset: float | None = None  # unix seconds
+
+    def update(self, headers) -> None:
+        rem = _header_float(headers, "x-ratelimit-remaining")
+        if rem is None:
+            return
+        self.remaining = rem
+        self.limit = _header_float(headers, "x-ratelimit-limit")
+        reset = _header_float(headers, "x-ratelimit-reset")
+        if reset is not None:
+            # epoch seconds (GitHub, Vercel) or, if small, seconds from now
+            self.reset = reset if reset > 1e9 else time.time() + reset
+
+
+def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
+    class CountingRetry(Retry):
+        # Never sleep inline for long: a longer Retry-After is handed to the poll loop instead.
+        MAX_INLINE_WAIT = 5.0
+
+        def get_retry_after(self, response):  # noqa: D401
+            v = super().get_retry_after(response)
+            return None if v is None else min(v, self.MAX_INLINE_WAIT)
+
+        def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            # Count every attempt exactly once: a retried one here, the last response by the caller,
+            # a last connection failure here (the caller then sees an exception, not a response).
+            try:
+                nxt = super().increment(method, url, response, error, _pool, _stacktrace)
+            except Exception:
+                if response is None:
+                    on_attempt(None)
+                raise
+            on_attempt(response.status if response is not None else None)
+            return nxt
+
+    return CountingRetry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        backoff_factor=0.5,
+        backoff_max=8.0,
+        backoff_jitter=0.5,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST", "HEAD"}),  # POST: read-only GraphQL queries
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=True,
+    )
+
+
+class ApiClient:
+    """One client per upstream thread (a requests.Session is not shared across threads)."""
+
+    def __init__(self, platform: str, base_url: str, selfmetrics, timeout: float = 10.0,
+                 retries: int = 2, auth: Callable[[], dict] | None = None):
+        self.platform = platform
+        self.base_url = base_url.rstrip("/")
+        self._base_host = urlsplit(self.base_url).netloc
+        self.metrics = selfmetrics
+        self.timeout = timeout
+        self.auth = auth or (lambda: {})
+        self.session = requests.Session()
+        self._endpoint = "unknown"
+        retry = make_retry(self._count_retry, retries)
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=4)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        # conditional-request cache: url -> (etag, body bytes)
+        self.etags: dict[str, tuple[str, bytes]] = {}
+        self.use_etags = True
+
+    def _count_retry(self, status: int | None) -> None:
+        self.metrics.api_request(self._endpoint, str(status) if status else "error")
+
+    def url_for(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            if urlsplit(path_or_url).netloc != self._base_host:
+                # never send the token to another host (e.g. a crafted Link header)
+                raise ApiError("parse", f"refusing to follow a link to another host for {self.platform}")
+            return path_or_url
+        return self.base_url + (path_or_url if path_or_url.startswith("/") else "/" + path_or_url)
+
+    def request(self, method: str, path_or_url: str, endpoint: str, *, params=None, json_body=None,
+                conditional: bool = False, extra_headers: dict | None = None) -> tuple[requests.Response, bytes]:
+        """Perform one call. Returns (response, body). A 304 returns the cached body.
+
+        Raises ApiError for auth failures, rate limiting, 5xx after retries, network errors and timeouts.
+        """
+        url = self.url_for(path_or_url)
+        headers = dict(self.auth())
+        if extra_headers:
+            headers.update(extra_headers)
+        cache_key = None
+        if conditional and self.use_etags:
+            req = requests.Request(method, url, params=params).prepare()
+            cache_key = req.url
+            cached = self.etags.get(cache_key)
+            if cached:
+                headers["If-None-Match"] = cached[0]
+        self._endpoint = endpoint
+        try:
+            resp = self.session.request(method, url, params=params, json=json_body, headers=headers,
+                                        timeout=self.timeout, allow_redirects=False)
+            body = resp.content
+        except requests.exceptions.Timeout as e:
+            raise ApiError("timeout", f"{self.platform} {endpoint}: timed out after {self.timeout}s") from e
+        except requests.exceptions.RetryError as e:
+            raise ApiError("http", f"{self.platform} {endpoint}: gave up after retries ({_short(e)})") from e
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as e:
+            raise ApiError("network", f"{self.platform} {endpoint}: connection failed ({_short(e)})") from e
+        except requests.exceptions.RequestException as e:
+            raise ApiError("network", f"{self.platform} {endpoint}: request failed ({_short(e)})") from e
+        code = resp.status_code
+        self.metrics.api_request(endpoint, str(code))
+        self.metrics.ratelimit.update(resp.headers)
+        if code == 304 and cache_key and cache_key in self.etags:
+            return resp, self.etags[cache_key][1]
+        if code == 429 or (code == 403 and _is_ratelimited(resp)):
+            ra = parse_retry_after(resp.headers.get("Retry-After"))
+            if ra is None:
+                reset = _header_float(resp.headers, "x-ratelimit-reset")
+                if reset is not None and reset > 1e9:
+                    ra = max(1.0, reset - time.time())
+                else:
+                    ra = 60.0
+            raise ApiError("ratelimit", f"{self.platform} {endpoint}: rate limited (HTTP {code}), "
+                           f"waiting {ra:.0f}s", code, ra)
+        if code in (401, 403):
+            raise ApiError("auth", f"{self.platform} {endpoint}: HTTP {code}, the token was rejected", code)
+        if code >= 500:
+            raise ApiError("http", f"{self.platform} {endpoint}: HTTP {code} after retries", code,
+                           parse_retry_after(resp.headers.get("Retry-After")))
+        if code >= 400:
+            raise ApiError("http", f"{self.platform} {endpoint}: HTTP {code}", code)
+        if code != 200:
+            raise ApiError("http", f"{self.platform} {endpoint}: unexpected HTTP {code}", code)
+        if cache_key:
+            etag = resp.headers.get("ETag")
+            if etag:
+                self.etags[cache_key] = (etag, body)
+                if len(self.etags) > 5000:
+                    self.etags.pop(next(iter(self.etags)))
+        return resp, body
+
+    def get_json(self, path_or_url: str, endpoint: str, **kw) -> tuple[Any, requests.Response]:
+        resp, body = self.request("GET", path_or_url, endpoint, **kw)
+        return decode_json(body, self.platform, endpoint), resp
+
+
+def decode_json(body: bytes, platform: str, endpoint: str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError("parse", f"{platform} {endpoint}: response is not valid JSON ({len(body)} bytes)") from e
+
+
+def _is_ratelimited(resp) -> bool:
+    if resp.headers.get("x-ratelimit-remaining") == "0":
+        return True
+    if resp.headers.get("Retry-After"):
+        return True
+    try:
+        return "rate limit" in resp.text.lower()
+    except Exception:  # pragma: no cover - undecodable body
+        return False
+
+
+def _short(e: Exception) -> str:
+    s = str(e)
+    return log.redact(s[:200])
+
+
+def next_link(link_header: str | None) -> str | None:
+    """The rel="next" URL from an RFC 8288 Link header, or None."""
+    if not link_header:
+        return None
+    for part in link_header.split(","):
+        segs = part.strip().split(";")
+        if len(segs) < 2:
+            continue
+        url = segs[0].strip()
+        if not (url.startswith("<") and url.endswith(">")):
+            continue
+        for p in segs[1:]:
+            p = p.strip().replace(" ", "")
+            if p in ('rel="next"', "rel=next"):
+                return url[1:-1]
+    return None
+
+
+_ = urljoin  # re-exported for modules that resolve relative links

@@ -1,0 +1,74 @@
+"""JSON logging, one object per line on stderr, with secret redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+REDACTED = "[REDACTED]"
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that it is scrubbed from every log line and error text."""
+    if value and len(value) >= 4:
+        with _SECRETS_LOCK:
+            _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)
+    for s in secrets:
+        if s in text:
+            text = text.replace(s, REDACTED)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, component: str):
+        super().__init__()
+        self.component = component
+
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "component": self.component,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for k, v in fields.items():
+                if k not in obj:
+                    obj[k] = v
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        return redact(json.dumps(obj, default=str, ensure_ascii=False))
+
+
+def setup(component: str, level: str = "info") -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonFormatter(component))
+    root.addHandler(h)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # urllib3 logs retries at WARNING with full URLs; keep it quiet, we log our own lines.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def get(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def kv(**fields) -> dict:
+    """Helper: logger.info("msg", extra=kv(a=1))."""
+    return {"fields": fields}

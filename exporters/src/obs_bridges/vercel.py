@@ -1,0 +1,211 @@
+"""Vercel exporter: deployments per project and target, with build and queue durations."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+
+from obs_bridges import config, core
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json
+from obs_bridges.parsing import ParseError, lst, ms, num, obj, s
+
+REAL_URL = "https://api.vercel.com"
+STATES = ["BLOCKED", "BUILDING", "CANCELED", "DELETED", "ERROR", "INITIALIZING", "QUEUED", "READY"]
+FINAL = {"READY", "ERROR", "CANCELED"}
+TARGETS = ("production", "staging", "preview")
+BUILD_BUCKETS = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 2700)
+QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600)
+
+
+def load_settings(env: Mapping[str, str]) -> config.Common:
+    c = config.common("vercel", env, "VERCEL_API_URL", "VERCEL_TOKEN", REAL_URL)
+    team = (env.get("VERCEL_TEAM_ID") or "").strip() or ("team_demo" if c.demo else None)
+    c.extra = {
+        "team_id": team,
+        "projects": set(config.env_list(env, "VERCEL_PROJECTS")),
+        "interval": config.env_float(env, "VERCEL_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        "projects_interval": config.env_float(env, "VERCEL_PROJECTS_INTERVAL_SECONDS", 600.0, 1, 86400),
+        "lookback": config.env_float(env, "VERCEL_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
+        "limit": config.env_int(env, "VERCEL_PAGE_LIMIT", 100, 1, 100),
+        "max_pages": config.env_int(env, "VERCEL_MAX_PAGES", 20, 1, 1000),
+    }
+    return c
+
+
+# ---------------------------------------------------------------- parsers
+
+@dataclass
+class Deployment:
+    uid: str
+    name: str
+    project_id: str
+    target: str
+    state: str
+    created: float
+    building: float | None
+    ready: float | None
+
+
+def _pagination_next(d: dict) -> float | None:
+    pg = d.get("pagination")
+    if pg is None:
+        return None
+    pg = obj(pg, "pagination")
+    nxt = num(pg.get("next"), "pagination.next", optional=True)
+    return nxt
+
+
+def parse_deployments(data: Any) -> tuple[list[Deployment], float | None]:
+    d = obj(data, "deployments response")
+    out = []
+    for i, x in enumerate(lst(d.get("deployments"), "deployments")):
+        x = obj(x, f"deployments[{i}]")
+        created = ms(x.get("createdAt", x.get("created")), "deployment.createdAt", optional=False)
+        state = s(x.get("state", x.get("readyState")), "deployment.state", optional=True) or "UNKNOWN"
+        target = s(x.get("target"), "deployment.target", optional=True) or "preview"
+        out.append(Deployment(
+            uid=s(x.get("uid"), "deployment.uid"),
+            name=s(x.get("name"), "deployment.name", optional=True) or "",
+            project_id=s(x.get("projectId"), "deployment.projectId", optional=True) or "",
+            target=target if target in TARGETS else "other",
+            state=state.upper()[:32],
+            created=created,
+            building=ms(x.get("buildingAt"), "deployment.buildingAt"),
+            ready=ms(x.get("ready"), "deployment.ready"),
+        ))
+    return out, _pagination_next(d)
+
+
+def parse_projects(data: Any) -> tuple[dict[str, str], float | None]:
+    d = obj(data, "projects response")
+    out = {}
+    for i, p in enumerate(lst(d.get("projects"), "projects")):
+        p = obj(p, f"projects[{i}]")
+        out[s(p.get("id"), "project.id")] = s(p.get("name"), "project.name")
+    return out, _pagination_next(d)
+
+
+# ---------------------------------------------------------------- exporter
+
+class VercelExporter(core.Exporter):
+    platform = "vercel"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.x = settings.extra
+        self.projects: dict[str, str] = {}  # id -> name
+        self.seen = core.SeenSet(retention=2 * self.x["lookback"])
+        self.latest: dict[tuple[str, str], tuple[float, str]] = {}
+        self.prod_ready: dict[str, float] = {}
+        self.deployments_total = self.counter(
+            "vercel_deployments", "Deployments that reached READY, ERROR or CANCELED, once per uid.",
+            ["project", "target", "state"])
+        self.build_duration = self.histogram(
+            "vercel_deployment_build_duration_seconds", "Build time, buildingAt to ready.",
+            ["project", "target"], BUILD_BUCKETS)
+        self.queue_duration = self.histogram(
+            "vercel_deployment_queue_duration_seconds", "Queue time, createdAt to buildingAt.",
+            ["project", "target"], QUEUE_BUCKETS)
+        self.registry.register(self)
+        auth = lambda: {"Authorization": f"Bearer {self.token()}"}  # noqa: E731
+        self.c_projects = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
+        self.c_deploy = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
+        self.add_upstream(core.Upstream("projects", self.x["projects_interval"], self.poll_projects))
+        self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))
+
+    def _params(self, **kw) -> dict:
+        if self.x["team_id"]:
+            kw["teamId"] = self.x["team_id"]
+        return kw
+
+    def _allowed(self, name: str) -> bool:
+        allow = self.x["projects"]
+        return not allow or name in allow
+
+    def poll_projects(self, client: ApiClient | None = None) -> None:
+        self.token()
+        client = client or self.c_projects
+        found: dict[str, str] = {}
+        cursor = None
+        for _ in range(self.x["max_pages"]):
+            params = self._params(limit=100)
+            if cursor is not None:
+                params["from"] = int(cursor)
+            data, _ = client.get_json("/v10/projects", "projects", params=params)
+            page, cursor = parse_projects(data)
+            found.update(page)
+            if cursor is None or not page:
+                break
+        self.projects = {k: v for k, v in found.items() if self._allowed(v)}
+
+    def poll_deployments(self) -> None:
+        self.token()
+        if not self.projects:
+            self.poll_projects(self.c_deploy)
+        now = time.time()
+        since = int((now - self.x["lookback"]) * 1000)
+        deps: list[Deployment] = []
+        until = None
+        for _ in range(self.x["max_pages"]):
+            params = self._params(limit=self.x["limit"], since=since)
+            if until is not None:
+                params["until"] = int(until)
+            data, _ = self.c_deploy.get_json("/v6/deployments", "deployments", params=params)
+            page, until = parse_deployments(data)
+            deps.extend(page)
+            if until is None or not page:
+                break
+        self._process(deps)
+        self.seen.prune(now)
+
+    def _process(self, deps: list[Deployment]) -> None:
+        by_uid: dict[str, tuple[Deployment, str]] = {}
+        latest = dict(self.latest)
+        for d in deps:
+            name = self.projects.get(d.project_id) or d.name or "unknown"
+            if not self._allowed(name) or (self.projects and d.project_id and d.project_id not in self.projects
+                                           and self.x["projects"]):
+                continue
+            name = name[:64]
+            by_uid[d.uid] = (d, name)
+            prev = latest.get((name, d.target))
+            if prev is None or d.created >= prev[0]:
+                latest[(name, d.target)] = (d.created, d.state)
+            if d.target == "production" and d.state == "READY" and d.ready:
+                if d.ready > self.prod_ready.get(name, 0):
+                    self.prod_ready[name] = d.ready
+        new = self.seen.process("all", ((u, d.state in FINAL, d.created) for u, (d, _) in by_uid.items()))
+        for uid in new:
+            d, name = by_uid[uid]
+            self.deployments_total.labels(name, d.target, d.state).inc()
+            if d.building is not None and d.building >= d.created:
+                self.queue_duration.labels(name, d.target).observe(d.building - d.created)
+            if d.state == "READY" and d.building is not None and d.ready is not None and d.ready >= d.building:
+                self.build_duration.labels(name, d.target).observe(d.ready - d.building)
+        self.latest = latest
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        yield core.enum_gauge(
+            "vercel_latest_deployment_state", "State of the latest deployment per project and target "
+            "(1 on the current value, 0 on the others).", ["project", "target"], "state", STATES,
+            ((k, v[1]) for k, v in sorted(self.latest.items())))
+        g = GaugeMetricFamily("vercel_latest_production_ready_timestamp_seconds",
+                              "When the latest READY production deployment became ready.", labels=["project"])
+        for name, ts in sorted(self.prod_ready.items()):
+            g.add_metric([name], ts)
+        yield g
+        yield GaugeMetricFamily("vercel_projects", "Projects discovered (after the allow-list).",
+                                value=len(self.projects))
+
+
+def build(env: Mapping[str, str]) -> VercelExporter:
+    return VercelExporter(load_settings(env))
+
+
+_ = (ApiError, ParseError, decode_json)
