@@ -1,0 +1,438 @@
+"""Railway exporter: deployments, deployment steps, resource metrics and estimated cost over GraphQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from prometheus_client.core import GaugeMetricFamily
+
+from obs_bridges import config, core, log
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json
+from obs_bridges.parsing import ParseError, iso, lst, num, obj, s, to_iso
+
+REAL_URL = "https://backboard.railway.com/graphql/v2"
+STATUSES = ["BUILDING", "CRASHED", "DEPLOYING", "FAILED", "INITIALIZING", "NEEDS_APPROVAL", "QUEUED", "REMOVED",
+            "REMOVING", "SKIPPED", "SLEEPING", "SUCCESS", "WAITING"]
+# first final state seen is counted, once per deployment id
+FINAL = {"SUCCESS", "FAILED", "CRASHED", "SKIPPED", "REMOVED", "SLEEPING"}
+STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200)
+MEASUREMENTS = {
+    "CPU_USAGE": ("railway_service_cpu_usage_cores", "CPU in use (vCPU cores)."),
+    "CPU_LIMIT": ("railway_service_cpu_limit_cores", "CPU limit (vCPU cores)."),
+    "MEMORY_USAGE_GB": ("railway_service_memory_usage_gigabytes", "Memory in use (GB)."),
+    "MEMORY_LIMIT_GB": ("railway_service_memory_limit_gigabytes", "Memory limit (GB)."),
+    "NETWORK_RX_GB": ("railway_service_network_rx_gigabytes", "Network received in the last sample (GB)."),
+    "NETWORK_TX_GB": ("railway_service_network_tx_gigabytes", "Network sent in the last sample (GB)."),
+    "DISK_USAGE_GB": ("railway_service_disk_usage_gigabytes", "Volume disk in use (GB)."),
+    "EPHEMERAL_DISK_USAGE_GB": ("railway_service_ephemeral_disk_usage_gigabytes", "Ephemeral disk in use (GB)."),
+}
+USAGE = ["CPU_USAGE", "MEMORY_USAGE_GB", "NETWORK_TX_GB", "DISK_USAGE_GB", "BACKUP_USAGE_GB"]
+MINUTES_PER_MONTH = 30 * 24 * 60
+# Railway's published prices as the CLI uses them: per vCPU-month, GB-month, egress GB.
+PRICES = {"CPU_USAGE": 20.0 / MINUTES_PER_MONTH, "MEMORY_USAGE_GB": 10.0 / MINUTES_PER_MONTH,
+          "NETWORK_TX_GB": 0.05, "DISK_USAGE_GB": 0.15 / MINUTES_PER_MONTH,
+          "BACKUP_USAGE_GB": 0.15 / MINUTES_PER_MONTH}
+
+
+def load_settings(env: Mapping[str, str]) -> config.Common:
+    c = config.common("railway", env, "RAILWAY_API_URL", "RAILWAY_TOKEN", REAL_URL)
+    kind = (env.get("RAILWAY_TOKEN_KIND") or "auto").strip().lower()
+    if kind not in ("auto", "account", "workspace", "project"):
+        raise config.ConfigError(f"RAILWAY_TOKEN_KIND must be auto, account, workspace or project, got {kind!r}")
+    c.extra = {
+        "token_kind": "account" if kind == "workspace" else kind,
+        "projects": set(config.env_list(env, "RAILWAY_PROJECTS")),
+        "environments": set(config.env_list(env, "RAILWAY_ENVIRONMENTS")),
+        "interval": config.env_float(env, "RAILWAY_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        "metrics_interval": config.env_float(env, "RAILWAY_METRICS_INTERVAL_SECONDS", 60.0, 1, 86400),
+        "discovery_interval": config.env_float(env, "RAILWAY_DISCOVERY_INTERVAL_SECONDS", 600.0, 1, 86400),
+        "usage_interval": config.env_float(env, "RAILWAY_USAGE_INTERVAL_SECONDS", 900.0, 1, 86400),
+        "lookback": config.env_float(env, "RAILWAY_LOOKBACK_SECONDS", 7200.0, 300, 30 * 86400),
+        "page_size": config.env_int(env, "RAILWAY_PAGE_SIZE", 50, 1, 100),
+    }
+    return c
+
+
+# ---------------------------------------------------------------- parsers
+
+def gql_data(payload: Any) -> dict:
+    """The ``data`` object of a GraphQL response; errors become ApiError (auth) or ParseError."""
+    d = obj(payload, "graphql response")
+    errs = d.get("errors")
+    if errs:
+        msgs = []
+        for e in lst(errs, "errors"):
+            if isinstance(e, dict) and isinstance(e.get("message"), str):
+                msgs.append(e["message"][:200])
+        text = "; ".join(msgs) or "unknown error"
+        if any("not authorized" in m.lower() or "unauthorized" in m.lower() for m in msgs):
+            raise ApiError("auth", f"railway: {text}")
+        if d.get("data") is None:
+            raise ApiError("http", f"railway GraphQL error: {text}")
+    return obj(d.get("data"), "data")
+
+
+def edges(conn: Any, what: str) -> tuple[list[dict], bool, str | None]:
+    c = obj(conn, what)
+    nodes = [obj(obj(e, f"{what}.edge").get("node"), f"{what}.node") for e in lst(c.get("edges"), f"{what}.edges")]
+    pi = c.get("pageInfo") or {}
+    pi = obj(pi, f"{what}.pageInfo")
+    return nodes, pi.get("hasNextPage") is True, s(pi.get("endCursor"), "endCursor", optional=True)
+
+
+@dataclass
+class Deployment:
+    id: str
+    status: str
+    created: float
+    service_id: str
+    environment_id: str
+
+
+def parse_deployments(conn: Any) -> tuple[list[Deployment], bool, str | None]:
+    nodes, more, cursor = edges(conn, "deployments")
+    out = [Deployment(s(n.get("id"), "deployment.id"), (s(n.get("status"), "deployment.status") or "")[:32],
+                      iso(n.get("createdAt"), "deployment.createdAt", optional=False),
+                      s(n.get("serviceId"), "deployment.serviceId", optional=True) or "",
+                      s(n.get("environmentId"), "deployment.environmentId", optional=True) or "") for n in nodes]
+    return out, more, cursor
+
+
+def parse_events(conn: Any) -> list[tuple[str, float]]:
+    nodes, _, _ = edges(conn, "deploymentEvents")
+    out = []
+    for n in nodes:
+        step = s(n.get("step"), "event.step")
+        created = iso(n.get("createdAt"), "event.createdAt")
+        completed = iso(n.get("completedAt"), "event.completedAt")
+        payload = n.get("payload")
+        dur_ms = num(obj(payload, "payload").get("durationMs"), "durationMs", optional=True) if payload else None
+        if dur_ms is not None and dur_ms >= 0:
+            out.append((step, dur_ms / 1000.0))
+        elif created is not None and completed is not None and completed >= created:
+            out.append((step, completed - created))
+    return out
+
+
+def parse_metrics(items: Any) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """-> {(measurement, serviceId, environmentId): (ts, value)} of the last complete sample."""
+    out = {}
+    for i, m in enumerate(lst(items, "metrics")):
+        m = obj(m, f"metrics[{i}]")
+        meas = s(m.get("measurement"), "measurement")
+        tags = obj(m.get("tags") or {}, "tags")
+        vals = []
+        for v in lst(m.get("values"), "values"):
+            v = obj(v, "value")
+            vals.append((num(v.get("ts"), "ts"), num(v.get("value"), "value")))
+        if not vals:
+            continue
+        vals.sort()
+        out[(meas, s(tags.get("serviceId"), "serviceId", True) or "", s(tags.get("environmentId"),
+                                                                         "environmentId", True) or "")] = vals[-1]
+    return out
+
+
+def parse_usage(items: Any) -> dict[str, float]:
+    out = {}
+    for u in lst(items, "estimatedUsage"):
+        u = obj(u, "estimatedUsage")
+        out[s(u.get("measurement"), "measurement")] = num(u.get("estimatedValue"), "estimatedValue")
+    return out
+
+
+DEP_FIELDS = "edges { node { id status createdAt updatedAt statusUpdatedAt serviceId environmentId } } " \
+             "pageInfo { hasNextPage endCursor }"
+
+
+# ---------------------------------------------------------------- exporter
+
+class RailwayExporter(core.Exporter):
+    platform = "railway"
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.x = settings.extra
+        self._discovery_lock = threading.RLock()
+        self.kind = self.x["token_kind"]  # resolved from "auto" on first discovery
+        self.project_scope: tuple[str, str] | None = None
+        self.projects: dict[str, str] = {}
+        self.envs: dict[str, str] = {}
+        self.services: dict[str, str] = {}
+        self.env_project: dict[str, str] = {}
+        self.seen = core.SeenSet(retention=2 * self.x["lookback"])
+        self.latest: dict[tuple[str, str, str], tuple[float, str]] = {}
+        self.resources: dict[tuple[str, str, str, str], float] = {}
+        self.cost: dict[str, float] = {}
+        self.usage: dict[tuple[str, str], float] = {}
+        self.deployments_total = self.counter(
+            "railway_deployments", "Deployments that reached a final state, once per deployment id.",
+            ["project", "environment", "service", "status"])
+        self.step_duration = self.histogram(
+            "railway_deployment_step_duration_seconds", "Duration of each deployment step (from deploymentEvents).",
+            ["project", "environment", "service", "step"], STEP_BUCKETS)
+        self.registry.register(self)
+        self.clients = {n: ApiClient("railway", settings.api_url, self.selfm, settings.http_timeout,
+                                     auth=self._auth) for n in ("discovery", "deployments", "metrics", "usage")}
+        self.add_upstream(core.Upstream("discovery", self.x["discovery_interval"], self.poll_discovery,
+                                        initial_delay=0.0))
+        self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))
+        self.add_upstream(core.Upstream("metrics", self.x["metrics_interval"], self.poll_metrics))
+        self.add_upstream(core.Upstream("usage", self.x["usage_interval"], self.poll_usage))
+
+    def _auth(self, kind: str | None = None) -> dict:
+        tok = self.token()
+        if (kind or self.kind) == "project":
+            return {"Project-Access-Token": tok}
+        return {"Authorization": f"Bearer {tok}"}
+
+    def gql(self, client: ApiClient, endpoint: str, query: str, variables: dict | None = None,
+            kind: str | None = None) -> dict:
+        headers = self._auth(kind) if kind else None
+        resp, body = client.request("POST", "", endpoint, json_body={"query": query, "variables": variables or {}},
+                                    extra_headers=headers)
+        return gql_data(decode_json(body, "railway", endpoint))
+
+    # -- discovery (account/workspace token: all projects; project token: its project and environment)
+    def poll_discovery(self, client: ApiClient | None = None) -> None:
+        with self._discovery_lock:
+            self._poll_discovery(client or self.clients["discovery"])
+
+    def _poll_discovery(self, client: ApiClient) -> None:
+        if self.kind == "auto":
+            try:
+                self._discover_account(client, "account")
+                self.kind = "account"
+                return
+            except ApiError as e:
+                if e.kind != "auth":
+                    raise
+            self._discover_project(client, "project")
+            self.kind = "project"
+            self.log.info("RAILWAY_TOKEN is a project token: one project and environment are polled")
+            return
+        if self.kind == "project":
+            self._discover_project(client, None)
+        else:
+            self._discover_account(client, None)
+
+    def _allowed(self, pid: str, name: str) -> bool:
+        allow = self.x["projects"]
+        return not allow or pid in allow or name in allow
+
+    def _env_allowed(self, eid: str, name: str) -> bool:
+        allow = self.x["environments"]
+        return not allow or eid in allow or name in allow
+
+    def _take_projects(self, nodes: list[dict]) -> None:
+        projects, envs, svcs, env_project = {}, {}, {}, {}
+        for n in nodes:
+            pid, pname = s(n.get("id"), "project.id"), s(n.get("name"), "project.name")
+            if not self._allowed(pid, pname):
+                continue
+            projects[pid] = pname[:64]
+            for e in edges(n.get("environments"), "environments")[0]:
+                eid, ename = s(e.get("id"), "environment.id"), s(e.get("name"), "environment.name")
+                if self._env_allowed(eid, ename) and (self.project_scope is None or eid == self.project_scope[1]):
+                    envs[eid] = ename[:64]
+                    env_project[eid] = pid
+            for sv in edges(n.get("services"), "services")[0]:
+                svcs[s(sv.get("id"), "service.id")] = s(sv.get("name"), "service.name")[:64]
+        self.projects, self.envs, self.services, self.env_project = projects, envs, svcs, env_project
+
+    _PROJECT_FIELDS = "id name environments { edges { node { id name } } } services { edges { node { id name } } }"
+
+    def _discover_account(self, client, kind) -> None:
+        nodes, after = [], None
+        for _ in range(50):
+            data = self.gql(client, "projects", "query($after: String) { projects(first: 50, after: $after) { "
+                            f"edges {{ node {{ {self._PROJECT_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
+                            {"after": after}, kind)
+            page, more, after = edges(data.get("projects"), "projects")
+            nodes.extend(page)
+            if not more or not after:
+                break
+        self.project_scope = None
+        self._take_projects(nodes)
+
+    def _discover_project(self, client, kind) -> None:
+        data = self.gql(client, "project_token", "{ projectToken { projectId environmentId } }", None, kind)
+        pt = obj(data.get("projectToken"), "projectToken")
+        pid, eid = s(pt.get("projectId"), "projectId"), s(pt.get("environmentId"), "environmentId")
+        self.project_scope = (pid, eid)
+        data = self.gql(client, "project", f"query($id: String!) {{ project(id: $id) {{ {self._PROJECT_FIELDS} }} }}",
+                        {"id": pid}, kind)
+        self._take_projects([obj(data.get("project"), "project")])
+
+    def _ensure_discovered(self, client) -> None:
+        with self._discovery_lock:  # the first poll of each upstream would otherwise discover 4 times
+            if not self.projects:
+                self.poll_discovery(client)
+
+    # -- deployments: one batched document for every project
+    def poll_deployments(self) -> None:
+        client = self.clients["deployments"]
+        self._ensure_discovered(client)
+        now = time.time()
+        pids = list(self.projects)
+        if not pids:
+            return
+        var_defs, fields, variables = [], [], {}
+        for i, pid in enumerate(pids):
+            var_defs.append(f"$p{i}: String!")
+            inp = f"{{projectId: $p{i}}}"
+            if self.project_scope:
+                var_defs.append(f"$e{i}: String!")
+                inp = f"{{projectId: $p{i}, environmentId: $e{i}}}"
+                variables[f"e{i}"] = self.project_scope[1]
+            fields.append(f"d{i}: deployments(input: {inp}, first: {self.x['page_size']}) {{ {DEP_FIELDS} }}")
+            variables[f"p{i}"] = pid
+        data = self.gql(client, "deployments", f"query({', '.join(var_defs)}) {{ {' '.join(fields)} }}", variables)
+        all_deps: list[Deployment] = []
+        for i, pid in enumerate(pids):
+            deps, more, cursor = parse_deployments(data.get(f"d{i}"))
+            all_deps.extend(deps)
+            # follow the connection while the page still reaches into the look-back window
+            pages = 0
+            while more and cursor and deps and deps[-1].created >= now - self.x["lookback"] and pages < 20:
+                pages += 1
+                q = ("query($p: String!, $a: String) { d: deployments(input: {projectId: $p}, first: "
+                     f"{self.x['page_size']}, after: $a) {{ {DEP_FIELDS} }} }}")
+                more_data = self.gql(client, "deployments", q, {"p": pid, "a": cursor})
+                deps, more, cursor = parse_deployments(more_data.get("d"))
+                all_deps.extend(deps)
+        self._process(all_deps, now)
+
+    def _labels(self, d: Deployment) -> tuple[str, str, str] | None:
+        pid = self.env_project.get(d.environment_id)
+        if pid is None:
+            return None  # environment not allowed (or not yet discovered)
+        return (self.projects.get(pid, "unknown"), self.envs.get(d.environment_id, "unknown"),
+                self.services.get(d.service_id, "unknown"))
+
+    def _process(self, deps: list[Deployment], now: float) -> None:
+        latest = dict(self.latest)
+        by_id = {}
+        for d in deps:
+            lb = self._labels(d)
+            if lb is None:
+                continue
+            by_id[d.id] = (d, lb)
+            prev = latest.get(lb)
+            if prev is None or d.created >= prev[0]:
+                latest[lb] = (d.created, d.status)
+        new = self.seen.process("all", ((i, d.status in FINAL, d.created) for i, (d, _) in by_id.items()))
+        for did in new:
+            d, lb = by_id[did]
+            self.deployments_total.labels(*lb, d.status).inc()
+        self.latest = latest
+        self.seen.prune(now)
+        if new:
+            self._observe_steps([(did, by_id[did][1]) for did in new])
+
+    def _observe_steps(self, items: list[tuple[str, tuple]]) -> None:
+        client = self.clients["deployments"]
+        for start in range(0, min(len(items), 100), 20):
+            chunk = items[start:start + 20]
+            defs = ", ".join(f"$d{i}: String!" for i in range(len(chunk)))
+            fields = " ".join(f"e{i}: deploymentEvents(id: $d{i}, first: 50) {{ edges {{ node {{ step createdAt "
+                              "completedAt payload { durationMs error } } } } }" for i in range(len(chunk)))
+            try:
+                data = self.gql(client, "deployment_events", f"query({defs}) {{ {fields} }}",
+                                {f"d{i}": did for i, (did, _) in enumerate(chunk)})
+                for i, (_, lb) in enumerate(chunk):
+                    for step, secs in parse_events(data.get(f"e{i}")):
+                        self.step_duration.labels(*lb, step[:40]).observe(secs)
+            except ApiError as e:
+                if e.kind in ("auth", "ratelimit"):
+                    raise
+                self.log.warning(f"deployment events could not be read: {e}")
+
+    # -- resource metrics: trailing 5-minute window, last complete sample, one batched document
+    def poll_metrics(self) -> None:
+        client = self.clients["metrics"]
+        self._ensure_discovered(client)
+        now = time.time()
+        pids = list(self.projects)
+        if not pids:
+            return
+        meas = ", ".join(MEASUREMENTS)
+        defs = ["$start: DateTime!"] + [f"$p{i}: String!" for i in range(len(pids))]
+        env_arg = ""
+        variables: dict = {"start": to_iso(now - 300)}
+        if self.project_scope:
+            defs.append("$env: String!")
+            env_arg = ", environmentId: $env"
+            variables["env"] = self.project_scope[1]
+        fields = []
+        for i, pid in enumerate(pids):
+            variables[f"p{i}"] = pid
+            fields.append(f"m{i}: metrics(projectId: $p{i}{env_arg}, startDate: $start, measurements: [{meas}], "
+                          "sampleRateSeconds: 30, groupBy: [SERVICE_ID, ENVIRONMENT_ID]) "
+                          "{ measurement tags { serviceId environmentId } values { ts value } }")
+        data = self.gql(client, "metrics", f"query({', '.join(defs)}) {{ {' '.join(fields)} }}", variables)
+        res = {}
+        for i, pid in enumerate(pids):
+            for (m, sid, eid), (_, value) in parse_metrics(data.get(f"m{i}")).items():
+                if eid not in self.envs or m not in MEASUREMENTS:
+                    continue
+                res[(m, self.projects[pid], self.envs[eid], self.services.get(sid, "unknown"))] = value
+        self.resources = res
+
+    def poll_usage(self) -> None:
+        client = self.clients["usage"]
+        self._ensure_discovered(client)
+        pids = list(self.projects)
+        if not pids:
+            return
+        meas = ", ".join(USAGE)
+        defs = ", ".join(f"$p{i}: String!" for i in range(len(pids)))
+        fields = " ".join(f"u{i}: estimatedUsage(projectId: $p{i}, measurements: [{meas}]) "
+                          "{ measurement estimatedValue }" for i in range(len(pids)))
+        data = self.gql(client, "estimated_usage", f"query({defs}) {{ {fields} }}",
+                        {f"p{i}": p for i, p in enumerate(pids)})
+        cost, usage = {}, {}
+        for i, pid in enumerate(pids):
+            u = parse_usage(data.get(f"u{i}"))
+            name = self.projects[pid]
+            cost[name] = round(sum(PRICES.get(m, 0.0) * v for m, v in u.items()), 6)
+            for m, v in u.items():
+                usage[(name, m)] = v
+        self.cost, self.usage = cost, usage
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        yield core.enum_gauge(
+            "railway_deployment_status", "Status of the latest deployment per service and environment "
+            "(1 on the current value, 0 on the others).", ["project", "environment", "service"], "status", STATUSES,
+            ((k, v[1]) for k, v in sorted(self.latest.items())))
+        fams = {m: GaugeMetricFamily(n, d, labels=["project", "environment", "service"])
+                for m, (n, d) in MEASUREMENTS.items()}
+        for (m, p, e, sv), v in sorted(self.resources.items()):
+            fams[m].add_metric([p, e, sv], v)
+        yield from fams.values()
+        c = GaugeMetricFamily("railway_estimated_cost_dollars", "Estimated cost of the billing period "
+                              "(estimatedUsage x published prices).", labels=["project"])
+        for p, v in sorted(self.cost.items()):
+            c.add_metric([p], v)
+        yield c
+        u = GaugeMetricFamily("railway_estimated_usage", "Estimated usage of the billing period by measurement "
+                              "(vCPU-minutes, GB-minutes, GB).", labels=["project", "measurement"])
+        for (p, m), v in sorted(self.usage.items()):
+            u.add_metric([p, m], v)
+        yield u
+        yield GaugeMetricFamily("railway_projects", "Projects discovered (after the allow-list).",
+                                value=len(self.projects))
+
+
+def build(env: Mapping[str, str]) -> RailwayExporter:
+    return RailwayExporter(load_settings(env))
+
+
+_ = (json, log, ParseError)
