@@ -208,14 +208,39 @@ def semver_v(v: str) -> str:
     return v if v.startswith("v") else "v" + v
 
 
+REFUSED_SD = re.compile(r"^discovery/(\w+)/\S+\.go:\d+:\d+: (\S+): reading \S+: 403", re.M)
+
+
 def build_prometheus(tool: Tool, version: str, out: Path) -> None:
     # Prometheus 3.M.P is published as Go module v0.3MM.P.
     major, minor, patch = semver_v(version)[1:].split(".")
     modver = f"v0.{int(major)}{int(minor):02d}.{patch}"
-    go_build_module(tool, "github.com/prometheus/prometheus", modver, version.lstrip("v"), out,
-                    {"prometheus": "./cmd/prometheus", "promtool": "./cmd/promtool"},
-                    version_ldflags("github.com/prometheus/common/version", version.lstrip("v")),
-                    tags="netgo", embed_dirs=["web", "cmd"])
+    v = version.lstrip("v")
+    info = go_download("github.com/prometheus/prometheus", modver)
+    plugins = sorted(re.findall(r"enable_(\w+)_sd", "".join(
+        p.read_text() for p in (Path(info["Dir"]) / "plugins").glob("plugin_*.go"))))
+    # Some service-discovery plugins depend on modules the proxy refuses (403). Prometheus' own
+    # build tags (remove_all_sd + enable_<name>_sd) leave exactly those out; every other plugin,
+    # and everything the shipped config uses, is the release's code. Logged, never silent.
+    dropped: dict[str, str] = {}
+    for _ in range(len(plugins) + 1):
+        tags = "netgo" if not dropped else ",".join(
+            ["netgo", "remove_all_sd"] + [f"enable_{p}_sd" for p in plugins if p not in dropped])
+        try:
+            go_build_module(tool, "github.com/prometheus/prometheus", modver, v, out,
+                            {"prometheus": "./cmd/prometheus", "promtool": "./cmd/promtool"},
+                            version_ldflags("github.com/prometheus/common/version", v),
+                            tags=tags, embed_dirs=["web", "cmd"])
+            break
+        except BuildError as e:
+            refused = {m.group(1): m.group(2) for m in REFUSED_SD.finditer(str(e)) if m.group(1) in plugins}
+            if not refused or set(refused) <= set(dropped):
+                raise
+            for name, mod in refused.items():
+                log(f"prometheus: leaving out the {name} service discovery: the proxy refuses {mod}")
+            dropped.update(refused)
+    if dropped:
+        (out / "omitted-sd.txt").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(dropped.items())))
 
 
 def build_alertmanager(tool: Tool, version: str, out: Path) -> None:

@@ -15,6 +15,18 @@ def test_every_runnable_service_is_healthy(native_stack):
     assert {"prometheus", "alertmanager", "loki", "otelcol"} <= set(native_stack.running)
 
 
+def test_services_run_as_their_compose_user(native_stack):
+    """As in the containers: non-root, and the named volumes writable by that user."""
+    from pathlib import Path
+    for name, r in native_stack.running.items():
+        user = native_stack.all[name].user
+        if name in {"simulator"} or native_stack.all[name].image.startswith("obs-stack/bridges"):
+            continue  # Python services run with the host interpreter, see README
+        uid = next(line.split()[1] for line in Path(f"/proc/{r.proc.pid}/status").read_text().splitlines()
+                   if line.startswith("Uid:"))
+        assert uid == user.split(":")[0] != "0", f"{name} runs as uid {uid}, compose says {user}"
+
+
 def test_expected_targets_up(native_stack):
     prom = native_stack.url("prometheus", 9090)
     running, skipped = set(native_stack.running), set(native_stack.skipped)
