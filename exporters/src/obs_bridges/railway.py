@@ -257,6 +257,8 @@ class RailwayExporter(core.Exporter):
             if not more or not after:
                 break
         self.project_scope = None
+        if kind:
+            self.kind = kind  # before the projects appear: other threads must use the right header
         self._take_projects(nodes)
 
     def _discover_project(self, client, kind) -> None:
@@ -266,6 +268,8 @@ class RailwayExporter(core.Exporter):
         self.project_scope = (pid, eid)
         data = self.gql(client, "project", f"query($id: String!) {{ project(id: $id) {{ {self._PROJECT_FIELDS} }} }}",
                         {"id": pid}, kind)
+        if kind:
+            self.kind = kind
         self._take_projects([obj(data.get("project"), "project")])
 
     def _ensure_discovered(self, client) -> None:
@@ -325,7 +329,11 @@ class RailwayExporter(core.Exporter):
             prev = latest.get(lb)
             if prev is None or d.created >= prev[0]:
                 latest[lb] = (d.created, d.status)
-        new = self.seen.process("all", ((i, d.status in FINAL, d.created) for i, (d, _) in by_id.items()))
+        # Only items inside the look-back window take part: the tail of the last page reaches further
+        # back by a varying amount, and an old item first seen there must not be counted as new.
+        start = now - self.x["lookback"]
+        new = self.seen.process("all", ((i, d.status in FINAL, d.created) for i, (d, _) in by_id.items()
+                                        if d.created >= start))
         for did in new:
             d, lb = by_id[did]
             self.deployments_total.labels(*lb, d.status).inc()
@@ -340,7 +348,7 @@ class RailwayExporter(core.Exporter):
             chunk = items[start:start + 20]
             defs = ", ".join(f"$d{i}: String!" for i in range(len(chunk)))
             fields = " ".join(f"e{i}: deploymentEvents(id: $d{i}, first: 50) {{ edges {{ node {{ step createdAt "
-                              "completedAt payload { durationMs error } } } } }" for i in range(len(chunk)))
+                              "completedAt payload { durationMs error } } } }" for i in range(len(chunk)))
             try:
                 data = self.gql(client, "deployment_events", f"query({defs}) {{ {fields} }}",
                                 {f"d{i}": did for i, (did, _) in enumerate(chunk)})
