@@ -175,8 +175,12 @@ def run(target: str, rps: float, duration: float, concurrency: int, seed: int | 
     for t in threads:
         t.start()
     start = time.monotonic()
+    heartbeat = os.environ.get("LOADGEN_HEARTBEAT_FILE", "")
     try:
         while duration <= 0 or time.monotonic() - start < duration:
+            if heartbeat:  # the container healthcheck reads its age
+                with open(heartbeat, "w") as f:
+                    f.write(str(time.time()))
             time.sleep(min(10.0, duration - (time.monotonic() - start)) if duration > 0 else 10.0)
             with lock:
                 snapshot = dict(counts)
