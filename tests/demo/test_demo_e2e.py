@@ -103,7 +103,7 @@ def test_llm_chat_exports_genai_span_tokens_and_cost(demo_app, otlp_receiver):
     toks = {s.labels["gen_ai_token_type"]: s.value for s in samples(text, "gen_ai_client_token_usage_sum")
             if s.labels["gen_ai_request_model"] == "demo-large"}
     assert toks["input"] >= usage["input_tokens"] and toks["output"] >= usage["output_tokens"]
-    cost = [s.value for s in samples(text, "llm_cost_dollars_total") if s.labels["model"] == "demo-large"]
+    cost = [s.value for s in samples(text, "api_cost_usd_total") if s.labels["model"] == "demo-large"]
     # demo-large: $3 / $15 per million input / output tokens
     assert cost and cost[0] >= (usage["input_tokens"] * 3 + usage["output_tokens"] * 15) / 1e6 - 1e-12
     assert "alice" not in text
@@ -115,7 +115,7 @@ def test_database_pool_queue_and_auth_metrics(demo_app):
     http("POST", demo_app.base + "/api/jobs?count=3")
     text, _ = scrape(demo_app.base)
     assert [s for s in samples(text, "auth_failures_total") if s.labels["reason"] == "invalid_password"]
-    assert samples(text, "queue_depth")[0].labels["queue"] == "jobs"
-    assert samples(text, "database_connection_pool_max")[0].value == 10
+    assert samples(text, "queue_depth_messages")[0].labels["queue"] == "jobs"
+    assert samples(text, "database_connections_max")[0].value == 10
     ops = {(s.labels["operation"], s.labels["table"]) for s in samples(text, "database_query_duration_seconds_count")}
-    assert ("select", "users") in ops and ("select", "items") in ops
+    assert ("SELECT", "users") in ops and ("SELECT", "items") in ops

@@ -111,25 +111,25 @@ def test_sql_errors_and_timings_are_counted(setup):
     client.get("/orders/1")
     assert client.get("/bad-sql").status_code == 500
     q = {(s.labels["operation"], s.labels["table"], s.labels["status"]): s.value for s in samples(client, "database_queries_total")}
-    assert q[("select", "orders", "success")] >= 1 and q[("select", "missing_table", "error")] == 1
+    assert q[("SELECT", "orders", "success")] >= 1 and q[("SELECT", "missing_table", "error")] == 1
     assert [s for s in samples(client, "database_errors_total") if s.labels["error_type"] == "OperationalError"]
     assert [s for s in samples(client, "database_query_duration_seconds_count") if s.labels["table"] == "orders"]
     err = [s for s in spans(obs, exporter) if s.name == "SELECT missing_table"][0]
     assert err.status.status_code == StatusCode.ERROR
-    pool = {s.name: s.value for s in samples(client, "database_connection_pool_max")}
-    assert pool["database_connection_pool_max"] == 15  # QueuePool defaults: 5 + 10 overflow
+    pool = {s.name: s.value for s in samples(client, "database_connections_max")}
+    assert pool["database_connections_max"] == 15  # QueuePool defaults: 5 + 10 overflow
 
 
 @pytest.mark.parametrize("sql,want", [
-    ("SELECT a FROM items WHERE id = ?", ("select", "items")),
-    ('select * from "Users" u join orders o on 1', ("select", "users")),
-    ("INSERT INTO chat_log (a) VALUES (?)", ("insert", "chat_log")),
-    ("UPDATE OR REPLACE items SET a = 1", ("update", "items")),
-    ("DELETE FROM sessions WHERE 1", ("delete", "sessions")),
-    ("WITH x AS (SELECT 1) SELECT * FROM x", ("select", "x")),
-    ("CREATE TABLE IF NOT EXISTS t1 (id int)", ("create", "t1")),
-    ("PRAGMA journal_mode=WAL", ("pragma", "none")),
-    ("VACUUM", ("other", "none")),
+    ("SELECT a FROM items WHERE id = ?", ("SELECT", "items")),
+    ('select * from "Users" u join orders o on 1', ("SELECT", "users")),
+    ("INSERT INTO chat_log (a) VALUES (?)", ("INSERT", "chat_log")),
+    ("UPDATE OR REPLACE items SET a = 1", ("UPDATE", "items")),
+    ("DELETE FROM sessions WHERE 1", ("DELETE", "sessions")),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", ("SELECT", "x")),
+    ("CREATE TABLE IF NOT EXISTS t1 (id int)", ("OTHER", "t1")),
+    ("PRAGMA journal_mode=WAL", ("OTHER", "none")),
+    ("VACUUM", ("OTHER", "none")),
 ])
 def test_parse_statement(sql, want):
     assert parse_statement(sql) == want
@@ -144,7 +144,10 @@ def test_llm_call_tokens_cost_and_unpriced_models(setup):
             raise TimeoutError
     obs.record_llm_usage(operation="embeddings", model="mystery", provider="acme", input_tokens=10,
                          output_tokens=0, duration_seconds=0.1)
-    cost = {s.labels["model"]: s.value for s in samples(client, "llm_cost_dollars_total")}
+    cost = {s.labels["model"]: s.value for s in samples(client, "api_cost_usd_total")}
+    toks = {(s.labels["token_type"], s.labels["operation"]): s.value for s in samples(client, "llm_tokens_total")
+            if s.labels["model"] == "m-1"}
+    assert toks == {("input", "chat"): 1000, ("output", "chat"): 500}
     assert cost["m-1"] == pytest.approx((1000 * 2 + 500 * 10) / 1e6)
     assert "mystery" not in cost
     assert [s.value for s in samples(client, "llm_unpriced_calls_total")] == [1.0]

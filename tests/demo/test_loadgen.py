@@ -26,7 +26,7 @@ def test_loadgen_produces_realistic_mixed_traffic(demo_app):
     statuses = {x.labels["status_code"] for x in s if x.name == "http_requests_total"}
     assert {"200", "404"} <= statuses, statuses
     assert any(x.name == "gen_ai_client_token_usage_count" and x.value > 0 for x in s)
-    assert any(x.name == "llm_cost_dollars_total" and x.value > 0 for x in s)
+    assert any(x.name == "api_cost_usd_total" and x.value > 0 for x in s)
     assert any(x.name == "database_query_duration_seconds_count" and x.value > 0 for x in s)
     assert any(x.name == "web_vitals_lcp_seconds_count" and x.value > 0 for x in s)
     assert any(x.name == "web_vitals_beacons_total" and x.value > 0 for x in s)

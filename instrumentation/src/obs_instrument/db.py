@@ -28,7 +28,7 @@ _TABLE_PATTERNS = {
 
 @lru_cache(maxsize=1024)
 def parse_statement(statement: str) -> tuple[str, str]:
-    """(operation, table) of a SQL statement, lower case; `other`/`none` when it cannot tell."""
+    """(operation, table): operation SELECT/INSERT/UPDATE/DELETE/OTHER, table lower case or `none`."""
     words = statement.lstrip().split(None, 1)
     op = words[0].lower() if words else "other"
     if op not in _OPS:
@@ -38,7 +38,8 @@ def parse_statement(statement: str) -> tuple[str, str]:
     table = m.group(1).lower() if m else "none"
     if op == "with":
         op = "select"
-    return op, table
+    # The contract's operation values: SELECT/INSERT/UPDATE/DELETE, everything else OTHER.
+    return (op.upper() if op in ("select", "insert", "update", "delete") else "OTHER"), table
 
 
 class _PoolCollector(Collector):
@@ -49,7 +50,7 @@ class _PoolCollector(Collector):
         labels = ["pool", "environment"]
         active = GaugeMetricFamily("database_connections_active", "Pooled connections checked out now", labels=labels)
         idle = GaugeMetricFamily("database_connections_idle", "Pooled connections open and idle now", labels=labels)
-        size = GaugeMetricFamily("database_connection_pool_max", "Most connections the pool will open (size + max overflow)",
+        size = GaugeMetricFamily("database_connections_max", "Most connections the pool will open (size + max overflow)",
                                  labels=labels)
         avail = GaugeMetricFamily("database_connection_pool_available",
                                   "Connections that can still be checked out before waiting", labels=labels)
@@ -81,12 +82,12 @@ def instrument_engine(obs, engine, pool_name: str = "default", record_statements
     def _before(conn, cursor, statement, parameters, context, executemany):
         op, table = parse_statement(statement)
         table = m.tables(table)
-        attrs = {"db.system.name": system, "db.operation.name": op.upper()}
+        attrs = {"db.system.name": system, "db.operation.name": op}
         if table != "none":
             attrs["db.collection.name"] = table
         if record_statements:
             attrs["db.query.text"] = statement[:2048]
-        span = tracer.start_span(f"{op.upper()} {table}" if table != "none" else op.upper(),
+        span = tracer.start_span(f"{op} {table}" if table != "none" else op,
                                  kind=SpanKind.CLIENT, attributes=attrs)
         conn.info.setdefault("_obs_stack", []).append((span, op, table, time.perf_counter()))
 

@@ -1,5 +1,5 @@
 """LLM calls: OTel GenAI spans and metrics (gen_ai.client.token.usage, gen_ai.client.operation.duration)
-plus a dollar counter priced from a configurable table.
+plus the contract's `llm_tokens_total` and `api_cost_usd_total` (dollars) priced from a configurable table.
 
 Price table: `OBS_LLM_PRICES_FILE` (a JSON file) or `OBS_LLM_PRICES` (inline JSON), shaped
     {"model-name": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}, ...}
@@ -101,13 +101,13 @@ def record_usage(obs, call: LLMCall, duration: float, error_type: str | None, sp
     if call.output_tokens or error_type is None:
         m.genai_tokens.labels(op, prov, model, "output", env).observe(call.output_tokens, exemplar=ex)
     m.genai_duration.labels(op, prov, model, error_type or "", env).observe(duration, exemplar=ex)
+    m.llm_tokens.labels(model, "input", op, env).inc(call.input_tokens)
+    m.llm_tokens.labels(model, "output", op, env).inc(call.output_tokens)
     cost = obs.prices.cost(call.model, call.input_tokens, call.output_tokens)
     if cost is None:
         m.llm_unpriced.labels(model, env).inc()
-    elif cost > 0:
-        m.llm_cost.labels(model, env).inc(cost, exemplar=ex)
     else:
-        m.llm_cost.labels(model, env).inc(0)
+        m.llm_cost.labels(model, op, env).inc(cost, exemplar=ex if cost > 0 else None)
     call.cost = cost
     return cost
 

@@ -14,7 +14,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 # Latency buckets: include 0.15 and 0.2 (the 200 ms latency SLO and its warning line) and 0.5/1.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
-DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DB_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 # OTel GenAI semantic conventions, advisory explicit bucket boundaries.
 GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
                        16777216, 67108864)
@@ -56,7 +56,7 @@ class ObsMetrics:
             "http_request_duration_seconds", "HTTP request latency in seconds, by route template",
             ["method", "endpoint", "environment"], buckets=HTTP_BUCKETS, registry=r)
         self.http_in_flight = Gauge(
-            "http_requests_in_flight", "HTTP requests being handled now", ["environment"], registry=r)
+            "http_requests_in_flight", "HTTP requests being handled now", ["method", "environment"], registry=r)
 
         # Database (SQLAlchemy)
         self.db_duration = Histogram(
@@ -74,12 +74,12 @@ class ObsMetrics:
 
         # Auth and queues
         self.auth_attempts = Counter(
-            "auth_attempts", "Authentication attempts", ["method", "status", "environment"], registry=r)
+            "auth_attempts", "Authentication attempts", ["method", "result", "environment"], registry=r)
         self.auth_failures = Counter(
             "auth_failures", "Failed authentication attempts, by reason", ["method", "reason", "environment"],
             registry=r)
         self.queue_depth = Gauge(
-            "queue_depth", "Items waiting in an in-process or external queue", ["queue", "environment"],
+            "queue_depth_messages", "Items waiting in an in-process or external queue", ["queue", "environment"],
             registry=r)
 
         # LLM (OTel GenAI conventions) and cost
@@ -92,9 +92,12 @@ class ObsMetrics:
             "GenAI operation duration in seconds (gen_ai.client.operation.duration)",
             ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type", "environment"],
             buckets=GENAI_DURATION_BUCKETS, registry=r)
+        self.llm_tokens = Counter(
+            "llm_tokens", "LLM tokens used (the contract's counter; the GenAI histogram has the distribution)",
+            ["model", "token_type", "operation", "environment"], registry=r)
         self.llm_cost = Counter(
-            "llm_cost_dollars", "Estimated LLM spend in US dollars, from the configured price table",
-            ["model", "environment"], registry=r)
+            "api_cost_usd", "Estimated LLM spend in US dollars, from the configured price table",
+            ["model", "operation", "environment"], registry=r)
         self.llm_unpriced = Counter(
             "llm_unpriced_calls", "LLM calls whose model has no entry in the price table (cost not counted)",
             ["model", "environment"], registry=r)

@@ -70,7 +70,7 @@ class ObsMiddleware:
         status = 500
         env = obs.settings.environment
         m = obs.metrics
-        m.http_in_flight.labels(env).inc()
+        m.http_in_flight.labels(method, env).inc()
 
         async def send_wrapper(message):
             nonlocal status
@@ -88,7 +88,7 @@ class ObsMiddleware:
         finally:
             duration = time.perf_counter() - start
             route = route_template(scope)
-            m.http_in_flight.labels(env).dec()
+            m.http_in_flight.labels(method, env).dec()
             if route != UNMATCHED:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
