@@ -203,8 +203,10 @@ def test_railway_project_token_header_style(procs):
 
 def sb_start(procs, **kw):
     sim = procs.sim("--supabase-projects", "3")
+    # the tests poll every second: lift the simulated 60/min limit (the rate-limit path has its own test)
+    sim.ctl("POST", "ratelimit", {"platform": "supabase", "limit": 100000})
     env = {"SUPABASE_API_URL": sim.url + "/supabase", "SUPABASE_ACCESS_TOKEN": "sbp_testtoken_98765",
-           "SUPABASE_POLL_INTERVAL_SECONDS": "1", "SUPABASE_HEALTH_INTERVAL_SECONDS": "1",
+           "SUPABASE_POLL_INTERVAL_SECONDS": "6", "SUPABASE_HEALTH_INTERVAL_SECONDS": "1",
            "SUPABASE_MAX_REQUESTS_PER_MINUTE": "60"}
     env.update(kw)
     return sim, procs.exporter("supabase", env, wait_upstream="health")
