@@ -256,7 +256,7 @@ class GitHubExporter(core.Exporter):
         now = time.time()
         # window start quantised to the hour so the URL (and its ETag) stays the same between polls
         start = int((now - self.x["lookback"]) // 3600 * 3600)
-        errors = []
+        errors: list[ApiError] = []
         job_budget = [self.x["max_job_fetches"]]
         for repo in list(self.repos):
             try:
@@ -268,10 +268,11 @@ class GitHubExporter(core.Exporter):
             except ApiError as e:
                 if e.kind in ("auth", "ratelimit", "config"):
                     raise
-                errors.append(f"{repo}: {e}")
+                errors.append(e)
         self.seen.prune(now)
         if errors:
-            raise ApiError("http", f"{len(errors)} of {len(self.repos)} repositories failed; first: {errors[0]}")
+            raise ApiError(errors[0].kind, f"{len(errors)} of {len(self.repos)} repositories failed; "
+                           f"first: {errors[0]}", errors[0].status, errors[0].retry_after)
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
         by_key = {}

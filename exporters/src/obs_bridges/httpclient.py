@@ -11,6 +11,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from obs_bridges import __version__, log
@@ -91,7 +92,15 @@ def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
             v = super().get_retry_after(response)
             return None if v is None else min(v, self.MAX_INLINE_WAIT)
 
+        # 429 is never retried inline: the poll loop waits for Retry-After (or the reset) instead.
+        RETRY_AFTER_STATUS_CODES = frozenset({503})
+
         def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+            if response is not None:
+                ra = parse_retry_after(response.headers.get("Retry-After"))
+                if ra is not None and ra > self.MAX_INLINE_WAIT:
+                    # too long to wait inside a poll: hand the response back; the loop honours it
+                    raise MaxRetryError(_pool, url, None)
             # Count every attempt exactly once: a retried one here, the last response by the caller,
             # a last connection failure here (the caller then sees an exception, not a response).
             try:
@@ -150,6 +159,8 @@ class ApiClient:
                 # never send the token to another host (e.g. a crafted Link header)
                 raise ApiError("parse", f"refusing to follow a link to another host for {self.platform}")
             return path_or_url
+        if not path_or_url:
+            return self.base_url
         return self.base_url + (path_or_url if path_or_url.startswith("/") else "/" + path_or_url)
 
     def request(self, method: str, path_or_url: str, endpoint: str, *, params=None, json_body=None,

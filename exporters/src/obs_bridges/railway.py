@@ -158,6 +158,7 @@ class RailwayExporter(core.Exporter):
         super().__init__(settings)
         self.x = settings.extra
         self._discovery_lock = threading.RLock()
+        self._discovery_error: tuple[float, ApiError] | None = None
         self.kind = self.x["token_kind"]  # resolved from "auto" on first discovery
         self.project_scope: tuple[str, str] | None = None
         self.projects: dict[str, str] = {}
@@ -200,7 +201,13 @@ class RailwayExporter(core.Exporter):
     # -- discovery (account/workspace token: all projects; project token: its project and environment)
     def poll_discovery(self, client: ApiClient | None = None) -> None:
         with self._discovery_lock:
-            self._poll_discovery(client or self.clients["discovery"])
+            try:
+                self._poll_discovery(client or self.clients["discovery"])
+                self._discovery_error = None
+            except ApiError as e:
+                if e.kind in ("auth", "config"):
+                    self._discovery_error = (time.time(), e)
+                raise
 
     def _poll_discovery(self, client: ApiClient) -> None:
         if self.kind == "auto":
@@ -274,8 +281,12 @@ class RailwayExporter(core.Exporter):
 
     def _ensure_discovered(self, client) -> None:
         with self._discovery_lock:  # the first poll of each upstream would otherwise discover 4 times
-            if not self.projects:
-                self.poll_discovery(client)
+            if self.projects:
+                return
+            err = self._discovery_error
+            if err is not None and time.time() - err[0] < 60:
+                raise err[1]  # a rejected token is not retried by every upstream at once
+            self.poll_discovery(client)
 
     # -- deployments: one batched document for every project
     def poll_deployments(self) -> None:

@@ -117,9 +117,11 @@ class SimState:
         now = time.time()
         with self.lock:
             w = self.windows[platform]
+            if w["exhausted_until"] and now >= w["exhausted_until"]:
+                w["start"], w["used"], w["exhausted_until"] = now, 0, 0.0  # injected exhaustion is over
             if now - w["start"] >= w["window"] and now >= w["exhausted_until"]:
                 w["start"], w["used"] = now, 0
-            reset = max(w["start"] + w["window"], w["exhausted_until"])
+            reset = w["exhausted_until"] if now < w["exhausted_until"] else w["start"] + w["window"]
             allowed = w["used"] < w["limit"] and now >= w["exhausted_until"]
             if allowed and counted:
                 w["used"] += 1
@@ -716,6 +718,8 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
                 h["ETag"] = etag
                 h["Cache-Control"] = "private, max-age=60, s-maxage=60"
                 not_modified = conditional is not None and conditional.strip() == etag
+                if fault is not None and fault["kind"] in ("malformed", "truncated", "wrong_shape"):
+                    not_modified = False  # a broken upstream answers 200 with a broken body
             counted = not not_modified and st not in (401,)
             allowed, rl = state.rate(rate_plat, counted)
             h.update(rl)
