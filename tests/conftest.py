@@ -22,16 +22,23 @@ def require_tool(name: str, binary: str | None = None) -> Path:
     return p
 
 
+_start_error: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def native_stack():
+    """Every compose service that has a native binary here, started once for the session."""
     reason = NativeStack.unavailable_reason()
     if reason:
         pytest.skip(f"native stack: {reason}")
+    if _start_error:
+        pytest.fail(f"native stack did not start (first error above): {_start_error[0][:200]}")
     stack = NativeStack()
     try:
         stack.start()
     except StackError as e:
         stack.stop()
+        _start_error.append(str(e))
         pytest.fail(f"native stack did not start: {e}")
     yield stack
     stack.stop()

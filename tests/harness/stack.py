@@ -42,7 +42,9 @@ NATIVE_BINARIES = {
     "obs-stack/otelcol": ("otelcol", "otelcol"),
     "prom/blackbox-exporter": ("blackbox", "blackbox_exporter"),
 }
-PYTHON_IMAGES = {"obs-stack/bridges": ["-m", "obs_bridges"]}
+# Python services run on the host interpreter: our own image by module, and the stock python image
+# (which runs a mounted script) by its command minus the leading `python`.
+PYTHON_IMAGES = {"obs-stack/bridges": ["-m", "obs_bridges"], "obs-stack/demo": ["-m", "obs_demo"], "python": []}
 
 
 class StackError(RuntimeError):
@@ -79,10 +81,17 @@ def native_command(svc: compose.Service) -> tuple[list[str], dict] | str:
         mount = {"source": str(path.parent), "target": "/opt/obs-bin", "is_dir": True, "read_only": True}
         return [f"/opt/obs-bin/{binary}", *svc.command], {"mount": mount}
     if image in PYTHON_IMAGES:
-        probe = subprocess.run([sys.executable, "-c", "import obs_bridges"], capture_output=True)
-        if probe.returncode != 0:
-            return "the obs_bridges package is not installed (pip install -e ./exporters)"
-        return [sys.executable, *PYTHON_IMAGES[image], *svc.command], {"python": True}
+        cmd = list(svc.command)
+        if image == "python":
+            if not cmd or cmd[0] not in ("python", "python3"):
+                return f"{svc.name}: python image command must start with python: {cmd}"
+            cmd = cmd[1:]
+        else:
+            module = PYTHON_IMAGES[image][1]
+            probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+            if probe.returncode != 0:
+                return f"the {module} package is not installed (scripts/test installs it)"
+        return [sys.executable, *PYTHON_IMAGES[image], *cmd], {"python": True}
     return f"no native binary for image {svc.image} on this machine"
 
 
@@ -141,7 +150,13 @@ class NativeStack:
             raise StackError(reason)
         try:
             self._network()
-            for name in self._order():
+            order = self._order()
+            # Like a compose network: every service's address exists before anything starts, so an
+            # early scrape gets "connection refused", not a cached "no route to host".
+            for name in order:
+                if not isinstance(native_command(self.all[name]), str):
+                    self._netns_for(name)
+            for name in order:
                 self._start_one(name)
         except BaseException:
             self.stop()
