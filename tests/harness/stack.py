@@ -184,8 +184,9 @@ class NativeStack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def restart(self, service: str) -> None:
-        """Stop and start one service again (keeping its volumes), e.g. for outage tests."""
-        self.kill(service)
+        """Start one service again (stopping it first if it runs), keeping its volumes: outage tests."""
+        if service in self.running:
+            self.kill(service)
         self._start_one(service)
 
     def kill(self, service: str) -> None:

@@ -25,6 +25,7 @@ IMAGE_OWNED_PATHS = {
     "grafana/loki": ("10001", ["/loki"]),
     "grafana/tempo": ("10001", ["/var/tempo"]),
     "grafana/grafana": ("472", ["/var/lib/grafana"]),
+    "obs-stack/otelcol": ("10001", ["/var/lib/otelcol"]),  # created in otelcol/Dockerfile
 }
 
 

@@ -19,6 +19,8 @@ TYPE_OF_MODULE = {
     "otlpexporter": "otlp_grpc",
     "otlphttpexporter": "otlp_http",
     "healthcheckextension": "health_check",
+    "tailsamplingprocessor": "tail_sampling",
+    "filestorage": "file_storage",
 }
 
 
