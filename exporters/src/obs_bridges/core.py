@@ -332,6 +332,7 @@ def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
         server_version = "obs-bridges"
         sys_version = ""
 

@@ -609,6 +609,7 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
         server_version = "obs-bridges-simulator"
         sys_version = ""
 
@@ -634,6 +635,10 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if 0 < length <= 10_000_000 else b""
             base = f"http://{self.headers.get('Host', 'localhost')}"
+            if path in ("/healthz", "/"):
+                self._write(200, json.dumps({"ok": True, "role": "simulator"}).encode(),
+                            {"Content-Type": "application/json"})
+                return
             if path.startswith("/_control"):
                 try:
                     st, obj, h = control(state, method, path, q, body)
