@@ -1,0 +1,174 @@
+"""Dockerfiles and Railway config files, checked against docker-compose.yml and .env: one source of
+truth for versions, config files, users, commands and settings."""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.harness import compose
+from tests.railway.railwaylib import (DEPLOYS, OBS_START_IN_IMAGE, OBS_START_SERVICES, ROOT, dockerfile_instructions,
+                                     entrypoint, railway_config, railway_files, start_tokens)
+
+ENV = compose.read_env()
+SERVICES = compose.services()
+RAW = compose.load_compose()["services"]
+DOCKERFILES = sorted({d.dockerfile for d in DEPLOYS.values() if d.dockerfile}
+                     | {"exporters/Dockerfile", "demo/Dockerfile"})
+OWN_DOCKERFILES = {s: d.dockerfile for s, d in DEPLOYS.items() if d.dockerfile}
+
+# Railway config-as-code fields (docs.railway.com/config-as-code/reference).
+BUILD_KEYS = {"builder", "watchPatterns", "buildCommand", "dockerfilePath", "railpackVersion", "nixpacksConfigPath",
+              "nixpacksPlan", "nixpacksVersion"}
+DEPLOY_KEYS = {"startCommand", "preDeployCommand", "multiRegionConfig", "numReplicas", "healthcheckPath",
+               "healthcheckTimeout", "restartPolicyType", "restartPolicyMaxRetries", "cronSchedule", "overlapSeconds",
+               "drainingSeconds", "sleepApplication", "region"}
+RESTART_POLICIES = {"ON_FAILURE", "ALWAYS", "NEVER"}
+DOCS = (ROOT / "docs" / "railway.md").read_text() if (ROOT / "docs" / "railway.md").exists() else ""
+
+
+def test_every_compose_service_deploys():
+    """A compose service without a Railway deployment (file, Dockerfile, docs) fails here."""
+    assert set(SERVICES) == set(DEPLOYS), (f"compose services without a Railway deployment: "
+                                           f"{sorted(set(SERVICES) - set(DEPLOYS))}; stale: {sorted(set(DEPLOYS) - set(SERVICES))}")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_version_args_equal_env(dockerfile):
+    """Every ARG default naming a .env key equals .env (the guard Renovate's .env bump relies on), and
+    every base image is pinned through such an ARG."""
+    ins = dockerfile_instructions(dockerfile)
+    args = {}
+    for i, a in ins:
+        if i == "ARG" and "=" in a:
+            k, v = a.split("=", 1)
+            args[k] = v
+    for k, v in args.items():
+        if k in ENV:
+            assert v == ENV[k], f"{dockerfile}: ARG {k}={v}, but .env has {ENV[k]}"
+    stages = set()
+    for i, a in ins:
+        if i != "FROM":
+            continue
+        parts = a.split()
+        image = parts[0]
+        if image in stages:
+            continue
+        m = re.fullmatch(r"[\w./-]+:\$\{(\w+)\}", image)
+        assert m and m.group(1) in ENV, f"{dockerfile}: FROM {image} is not pinned by a .env version"
+        assert args.get(m.group(1)) == ENV[m.group(1)], f"{dockerfile}: ARG {m.group(1)} has no default equal to .env"
+        if len(parts) == 3 and parts[1].upper() == "AS":
+            stages.add(parts[2])
+
+
+@pytest.mark.parametrize("service", sorted(OWN_DOCKERFILES))
+def test_dockerfile_bakes_exactly_the_compose_mounts(service):
+    """COPY sources exist and are the files compose mounts, at the same container paths; every config
+    file compose mounts is baked in (secrets and named volumes excepted)."""
+    dockerfile = OWN_DOCKERFILES[service]
+    svc = SERVICES[service]
+    mounts = {(Path(m.source).resolve(), m.target) for m in svc.mounts
+              if m.kind == "bind" and not m.source.endswith("/secrets")}
+    copies = set()
+    for i, a in dockerfile_instructions(dockerfile):
+        if i != "COPY" or a.startswith("--from"):
+            continue
+        src, dst = a.split()[-2:]
+        assert (ROOT / src).exists(), f"{dockerfile}: COPY {src}: no such file in the repo"
+        if src == "scripts/railway/obs-start":
+            assert dst == OBS_START_IN_IMAGE
+            continue
+        copies.add(((ROOT / src).resolve(), dst))
+    assert copies <= mounts, f"{dockerfile} bakes files compose does not mount there: {sorted(copies - mounts)}"
+    assert mounts <= copies, f"{dockerfile} misses files compose mounts: {sorted(mounts - copies)}"
+
+
+@pytest.mark.parametrize("service", sorted(OWN_DOCKERFILES))
+def test_dockerfile_user_and_image_match_compose(service):
+    ins = dockerfile_instructions(OWN_DOCKERFILES[service])
+    users = [a for i, a in ins if i == "USER"]
+    assert users and users[-1] == SERVICES[service].user, f"runs as {users[-1:]} but compose runs {SERVICES[service].user}"
+    froms = [a.split()[0] for i, a in ins if i == "FROM"]
+    want = SERVICES[service].image.rsplit(":", 1)[0]
+    if want.startswith("obs-stack/"):  # built by compose from this very Dockerfile
+        assert RAW[service]["build"]["dockerfile"] == OWN_DOCKERFILES[service]
+    else:
+        assert froms[-1].rsplit(":", 1)[0] == want, f"FROM {froms[-1]}, compose runs {SERVICES[service].image}"
+
+
+@pytest.mark.parametrize("service", OBS_START_SERVICES)
+def test_start_command_is_obs_start_then_the_compose_command(service):
+    """railway.toml startCommand = obs-start SERVICE BINARY + the compose command, and equals the
+    Dockerfile ENTRYPOINT (where the Dockerfile has one): flags have one source, compose."""
+    tokens = start_tokens(service)
+    assert OBS_START_IN_IMAGE in tokens[:3], tokens
+    i = tokens.index(OBS_START_IN_IMAGE)
+    assert tokens[i + 1] == service
+    rest = tokens[i + 2:]
+    raw = RAW[service]
+    if "entrypoint" in raw:  # grafana: compose replaces the entrypoint and has no command
+        assert rest == raw["entrypoint"] + SERVICES[service].command
+    else:
+        assert rest[1:] == SERVICES[service].command, f"flags differ from compose: {rest[1:]} vs {SERVICES[service].command}"
+    ep = entrypoint(OWN_DOCKERFILES[service])
+    if service == "otelcol":
+        assert ep is None, "otelcol/Dockerfile keeps the image entrypoint compose relies on"
+    else:
+        assert ep == tokens, f"{OWN_DOCKERFILES[service]} ENTRYPOINT differs from the railway startCommand"
+
+
+def test_grafana_env_equals_compose():
+    env = {}
+    for i, a in dockerfile_instructions("grafana/Dockerfile"):
+        if i == "ENV":
+            for part in shlex.split(a):
+                k, _, v = part.partition("=")
+                env[k] = v
+    want = {k: v for k, v in SERVICES["grafana"].environment.items() if k != "GF_SERVER_ROOT_URL"}
+    got = {k: v for k, v in env.items() if k.startswith("GF_")}
+    assert got == want
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+
+
+@pytest.mark.parametrize("path", [str(p.relative_to(ROOT)) for p in railway_files()])
+def test_railway_file_parses_and_names_an_existing_dockerfile(path):
+    cfg = railway_config(path)
+    assert set(cfg) <= {"$schema", "build", "deploy", "environments"}, set(cfg)
+    build, deploy = cfg["build"], cfg["deploy"]
+    assert set(build) <= BUILD_KEYS, set(build) - BUILD_KEYS
+    assert set(deploy) <= DEPLOY_KEYS, set(deploy) - DEPLOY_KEYS
+    assert build["builder"] == "DOCKERFILE"
+    roots = {d.root_dir for d in DEPLOYS.values() if d.railway_file == path}
+    assert len(roots) == 1, f"{path} is not used by any compose service (or with two root directories)"
+    dockerfile = ROOT / roots.pop() / build["dockerfilePath"]
+    assert dockerfile.is_file(), f"{path}: dockerfilePath {build['dockerfilePath']} does not exist"
+    assert deploy["restartPolicyType"] in RESTART_POLICIES
+    assert isinstance(deploy.get("restartPolicyMaxRetries", 0), int)
+    assert isinstance(deploy["startCommand"], str) and shlex.split(deploy["startCommand"])
+    if "healthcheckPath" in deploy:
+        assert deploy["healthcheckPath"].startswith("/")
+        assert isinstance(deploy["healthcheckTimeout"], int) and 0 < deploy["healthcheckTimeout"] <= 3600
+    assert f"/{path}" in DOCS, f"docs/railway.md does not give {path} as a Config File Path"
+
+
+def test_every_http_service_has_a_healthcheck():
+    for service, d in DEPLOYS.items():
+        if SERVICES[service].health_url and service != "demo-loadgen":
+            assert "healthcheckPath" in railway_config(d.railway_file)["deploy"], service
+
+
+def test_railway_json_schema_shape():
+    """The same files as JSON validate against the documented structure (no remote schema here)."""
+    for p in railway_files():
+        doc = json.loads(json.dumps(railway_config(p)))
+        assert doc["$schema"] == "https://railway.com/railway.schema.json"
+
+
+def test_docs_describe_every_variable_obs_start_reads():
+    text = (ROOT / "scripts" / "railway" / "obs-start").read_text()
+    names = set(re.findall(r"\$\{?((?:API|OBS|GF)_[A-Z_]+)", text)) - {"OBS_SERVICE_NAMES"}
+    missing = sorted(n for n in names if n not in DOCS)
+    assert not missing, f"docs/railway.md does not describe {missing}"
