@@ -1,5 +1,6 @@
-"""promtool: every rule file checks, the unit tests in prometheus/tests pass, and a false-positive run
-(3 simulated hours of healthy and noisy-but-fine data) fires no alert at all."""
+"""promtool: every rule file checks, the unit tests in prometheus/tests pass, every alert rule has a unit
+test of the required shape, and a false-positive run (3 simulated hours of healthy and noisy-but-fine data)
+fires no alert at all."""
 from __future__ import annotations
 
 import random
@@ -32,6 +33,78 @@ def test_rule_unit_tests(path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def _duration_minutes(d: str) -> float:
+    return rp.duration_seconds(d) / 60
+
+
+def _unit_test_docs() -> list[tuple[Path, dict]]:
+    return [(p, yaml.safe_load(p.read_text())) for p in UNIT_TESTS]
+
+
+def _static(value) -> bool:
+    return "{{" not in str(value)
+
+
+@pytest.mark.parametrize("fname,group,rule", [(f.name, g, r) for f, g, r in rp.load_rules() if "alert" in r],
+                         ids=[f"{r['alert']}-{r['labels']['severity']}-{r['labels'].get('environment', '')}"
+                              for _, _, r in rp.load_rules() if "alert" in r])
+def test_every_alert_rule_has_a_unit_test(fname, group, rule):
+    """Each alert rule (each severity rung) is exercised: some test group expects it firing with every label
+    and annotation the rule sets (rendered, so templates are checked too), is silent for that alertname one
+    evaluation (1m) earlier (pending: `for` not yet elapsed, or the burn not yet over its factor) and is
+    silent at an earlier, healthy time."""
+    static = {k: str(v) for k, v in rule["labels"].items() if _static(v)}
+    want_labels = set(rule["labels"])
+    want_ann = set(rule["annotations"])
+    found = []
+    for path, doc in _unit_test_docs():
+        for tg in doc["tests"]:
+            checks = tg.get("alert_rule_test") or []
+            for c in checks:
+                if c["alertname"] != rule["alert"]:
+                    continue
+                for a in c.get("exp_alerts") or []:
+                    lab = {k: str(v) for k, v in (a.get("exp_labels") or {}).items()}
+                    if any(lab.get(k) != v for k, v in static.items()) or not want_labels <= set(lab):
+                        continue
+                    ann = a.get("exp_annotations") or {}
+                    assert want_ann <= set(ann), f"{path.name} / {tg.get('name')}: annotations {want_ann - set(ann)} not checked"
+                    assert all("{{" not in str(v) for v in ann.values())
+                    t = _duration_minutes(c["eval_time"])
+                    earlier = {_duration_minutes(x["eval_time"]): x for x in checks if x["alertname"] == rule["alert"]}
+                    prev = earlier.get(t - 1)
+                    prev_fires = prev is not None and any(
+                        all(str((e.get("exp_labels") or {}).get(k)) == v for k, v in static.items())
+                        for e in prev.get("exp_alerts") or [])
+                    healthy = [x for tt, x in earlier.items() if tt < t - 1 and not x.get("exp_alerts")]
+                    found.append((path.name, tg.get("name"), c["eval_time"], prev is not None and not prev_fires,
+                                  bool(healthy)))
+    assert found, f"no unit test expects {rule['alert']} {static} firing with all its labels"
+    assert any(silent_before and healthy for *_, silent_before, healthy in found), (
+        f"{rule['alert']} {static}: firing expectations {found} lack a silent check 1m earlier and a healthy one")
+
+
+@pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
+def test_unit_tests_fix_the_group_order(path):
+    """promtool evaluates rule groups in map order unless group_eval_order lists them: an alert reading a
+    recording rule of another group then sees this or the previous evaluation's value at random (the old
+    DailySpendOverBudget expectation failed about half the runs). Every group of the loaded files is listed,
+    each recording group before the alert groups."""
+    doc = yaml.safe_load(path.read_text())
+    groups = []
+    for rf in doc["rule_files"]:
+        groups += [g for g in (yaml.safe_load((path.parent / rf).read_text()) or {}).get("groups", [])]
+    has_recordings = any("record" in r for g in groups for r in g["rules"])
+    if not has_recordings:
+        return
+    order = doc.get("group_eval_order") or []
+    assert sorted(order) == sorted(g["name"] for g in groups), f"{path.name}: group_eval_order must list every group"
+    pos = {n: i for i, n in enumerate(order)}
+    last_recording = max(pos[g["name"]] for g in groups if any("record" in r for r in g["rules"]))
+    first_alert = min(pos[g["name"]] for g in groups if all("alert" in r for r in g["rules"]))
+    assert last_recording < first_alert, f"{path.name}: recording groups must come before alert-only groups"
+
+
 def _counter(rng: random.Random, n: int, base: float, jitter: float) -> str:
     v, out = 0.0, []
     for _ in range(n):
@@ -52,6 +125,7 @@ def false_positive_suite(minutes: int = 180) -> dict:
     for svc, env in (("api", "prod"), ("api", "beta"), ("web", "prod")):
         lab = f'service="{svc}", environment="{env}"'
         add(f'up{{job="{svc}", instance="{svc}:8000", {lab}}}', f"1x{minutes}")
+        add(f'up{{job="{svc}", instance="{svc}:8001", {lab}}}', " ".join("0" if i % 37 == 5 else "1" for i in range(n)))
         rps = 60 * rng.uniform(5, 20)  # requests per minute
         add(f'http_requests_total{{{lab}, method="GET", endpoint="/api/chat", status_code="200"}}', _counter(rng, n, rps, 0.6))
         add(f'http_requests_total{{{lab}, method="GET", endpoint="/api/chat", status_code="404"}}', _counter(rng, n, rps * 0.03, 1))
@@ -75,6 +149,8 @@ def false_positive_suite(minutes: int = 180) -> dict:
         add(f'auth_attempts_total{{{lab}, method="password", result="failure"}}', _counter(rng, n, 3, 1))
         add(f'api_cost_usd_total{{{lab}, model="m", operation="chat"}}', _counter(rng, n, 0.02, 0.5))
         add(f'llm_tokens_total{{{lab}, model="m", token_type="input", operation="chat"}}', _counter(rng, n, 5000, 1))
+    # a scrape job that labels only `service` (the demo app's), answering
+    add('up{job="demo-app", instance="demo-app:8000", service="obs-demo"}', f"1x{minutes}")
     add('supabase_service_health{project="prod", service="db", status="ACTIVE_HEALTHY"}', f"1x{minutes}")
     add('supabase_service_health{project="prod", service="db", status="UNHEALTHY"}', f"0x{minutes}")
     add('supabase_project_status{project="prod", status="ACTIVE_HEALTHY"}', f"1x{minutes}")
