@@ -147,11 +147,11 @@ def test_grafana_password_becomes_a_file_for_the_compose_entrypoint(shell, tmp_p
     f = Path(out["env"]["GF_SECURITY_ADMIN_PASSWORD__FILE"])
     assert f.read_text() == pw and stat.S_IMODE(f.stat().st_mode) == 0o600
     assert pw not in p.stderr + p.stdout.replace(json.dumps(out), "")
-    ds = yaml.safe_load((Path(out["env"]["GF_PATHS_PROVISIONING"]) / "datasources/datasources.yml").read_text())
-    urls = {d["uid"]: d["url"] for d in ds["datasources"]}
-    assert urls == {"prometheus": "http://prometheus.railway.internal:9090", "loki": "http://loki.railway.internal:3100",
-                    "tempo": "http://tempo.railway.internal:3200",
-                    "alertmanager": "http://alertmanager.railway.internal:9093"}
+    rendered = Path(out["env"]["GF_PATHS_PROVISIONING"]) / "datasources/datasources.yml"
+    _walk(yaml.safe_load((prov / "datasources/datasources.yml").read_text()), yaml.safe_load(rendered.read_text()))
+    urls = {d["uid"]: d["url"] for d in yaml.safe_load(rendered.read_text())["datasources"]}
+    for uid, port in [("prometheus", 9090), ("loki", 3100), ("tempo", 3200), ("alertmanager", 9093)]:
+        assert urls[uid] == f"http://{uid}.railway.internal:{port}"
     assert (prov / "datasources/datasources.yml").read_text() == (ROOT / "grafana/provisioning/datasources/datasources.yml").read_text()
 
 
