@@ -67,6 +67,11 @@ def test_token_file_and_demo_label(procs, tmp_path):
     demo = procs.exporter("github", env2, wait_upstream="runs")
     assert all(s.labels.get("demo") == "true" for s in demo.samples())
     assert demo.value("github_exporter_info", mode="demo") == 1
+    # an empty secret file (compose mounts it always) still means demo mode
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    demo2 = procs.exporter("github", {**env2, "GITHUB_TOKEN_FILE": str(empty)}, wait_upstream="runs")
+    assert demo2.value("github_exporter_info", mode="demo") == 1
 
 
 @pytest.mark.parametrize("bad", [{"LISTEN_PORT": "abc"}, {"GITHUB_POLL_INTERVAL_SECONDS": "-1"},

@@ -153,7 +153,10 @@ def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, 
     token = SecretSource(env, token_var)
     demo_base = _get(env, DEMO_ENV)
     demo = False
-    if token.configured:
+    # A *_FILE that is missing or empty counts as "no token" here, so compose can always mount the secret
+    # file and demo mode still applies until a token is written into it (then restart the exporter).
+    has_token = token.get()[0] is not None
+    if has_token or (token.configured and not demo_base):
         api_url = env_url(env, url_var, real_url)
     elif demo_base:
         check_url(DEMO_ENV, demo_base)
