@@ -1,0 +1,101 @@
+"""Generate every dashboard into grafana/dashboards/<Folder>/<uid>.json (the file provider reads them with
+foldersFromFilesStructure), and the per-dashboard question list in docs/dashboards.md.
+
+    scripts/generate-dashboards            write the files
+    scripts/generate-dashboards --check    exit 1 if a committed file differs from what the code generates
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import boards_apps  # noqa: E402
+import boards_platforms  # noqa: E402
+from lib import Board  # noqa: E402
+from rules import RULES_DIR, Rules  # noqa: E402
+
+ROOT = HERE.parents[1]
+OUT = ROOT / "grafana" / "dashboards"
+DOC = ROOT / "docs" / "dashboards.md"
+
+DOC_HEAD = """# Dashboards
+
+Generated from `grafana/dashboards_src/` (grafana-foundation-sdk, pinned in its `requirements.txt`) by
+`scripts/generate-dashboards`; do not edit the JSON in `grafana/dashboards/` by hand: CI
+(`tests/dashboards`) fails when it differs from what the code generates. Thresholds are read from the alert
+rules in `prometheus/rules/` (and budgets, SLO objectives) when the JSON is generated, so a panel turns
+orange or red exactly where its alert fires.
+
+Every dashboard has datasource variables (`datasource` for Prometheus, plus `logs`/`traces` where it shows
+logs or traces), filters by `environment` and `service` (or the platform's own project/repo labels), links
+to the runbooks, and reads the golden-signal recording rules where they exist. Open Grafana at
+http://127.0.0.1:3000; the alerts link here by uid.
+
+One line per dashboard, with the questions it answers:
+
+"""
+
+
+def boards(rules_dir: Path = RULES_DIR) -> list[Board]:
+    r = Rules(rules_dir)
+    out = boards_apps.all_boards(r) + boards_platforms.all_boards(r)
+    uids = [b.uid for b in out]
+    assert len(uids) == len(set(uids)), f"duplicate uid in {uids}"
+    return out
+
+
+def render(rules_dir: Path = RULES_DIR) -> dict[Path, str]:
+    """Every generated file: path -> exact content."""
+    files: dict[Path, str] = {}
+    bs = boards(rules_dir)
+    for b in bs:
+        files[OUT / b.folder / f"{b.uid}.json"] = json.dumps(b.to_json(), indent=2, sort_keys=True) + "\n"
+    from lib import questions_md
+    files[DOC] = DOC_HEAD + questions_md(bs)
+    return files
+
+
+def stale(files: dict[Path, str]) -> list[str]:
+    problems = []
+    for path, content in files.items():
+        if not path.exists():
+            problems.append(f"missing: {path.relative_to(ROOT)}")
+        elif path.read_text() != content:
+            problems.append(f"differs: {path.relative_to(ROOT)}")
+    extra = {p for p in OUT.rglob("*.json")} - set(files)
+    problems += [f"not generated (delete it or add it to the generator): {p.relative_to(ROOT)}" for p in sorted(extra)]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="fail if the committed files are not what the code generates")
+    args = ap.parse_args(argv)
+    files = render()
+    if args.check:
+        problems = stale(files)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print("run scripts/generate-dashboards and commit the result", file=sys.stderr)
+            return 1
+        print(f"{len(files)} generated files up to date")
+        return 0
+    for p in OUT.rglob("*.json"):
+        if p not in files:
+            p.unlink()
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != content:
+            path.write_text(content)
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
