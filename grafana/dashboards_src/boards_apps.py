@@ -29,6 +29,15 @@ def _deploys(b: Board) -> Board:
                       'service=~"$service"}', "blue", "{{service}} deploying")
 
 
+def db_error_ratio(sel: str, window: str = "$__rate_interval") -> str:
+    """Failed / all queries. Inline rather than the recording rule, which has no series until a first
+    query fails (its numerator is empty): here a healthy database shows 0."""
+    fn = "rate" if window == "$__rate_interval" else "increase"
+    return (f'(sum by (service) ({fn}(database_queries_total{{{sel}, status="error"}}[{window}])) '
+            f"or sum by (service) ({fn}(database_queries_total{{{sel}}}[{window}])) * 0) "
+            f"/ sum by (service) ({fn}(database_queries_total{{{sel}}}[{window}]))")
+
+
 def _app_vars(b: Board, metric: str = "service_environment:http_requests:rate5m") -> Board:
     b.var("environment", "Environment", metric, description="The app's `environment` label (prod, beta, ...).")
     b.var("service", "Service", metric + '{environment=~"$environment"}',
@@ -125,9 +134,9 @@ def system_health(r: Rules) -> Board:
         S("stat", "Query p95 (5m)", "95th percentile database query time; DatabaseSlowQueries threshold.", "s",
           [P(f"service_environment:database_query_duration_seconds:p95_rate5m{{{SE}}}", "{{service}}",
              instant=True)], th_alert(slow), runbook_links(slow), w=8, h=5),
-        S("stat", "Query error ratio (5m)", "Failed queries as a share of all; red above the database SLO's "
+        S("stat", "Query error ratio", "Failed queries as a share of all; red above the database SLO's "
           "error budget (1 - 99.95%).", "percentunit",
-          [P(f"service_environment:database_queries:error_ratio_rate5m{{{SE}}}", "{{service}}", instant=True)],
+          [P(db_error_ratio(SE), "{{service}}", instant=True)],
           th_alert([dbbudget]), runbook_links([dbbudget]), w=8, h=5),
     )
     b.row("Alerts")
@@ -389,14 +398,12 @@ def database(r: Rules) -> Board:
         S("gauge", "Pool utilisation", "Connections in use / pool size; DatabasePoolSaturated threshold.",
           "percentunit", [P(f"service_environment:database_connections:utilisation{{{SE}}}", "{{service}}",
                             instant=True)], th_alert(pool), runbook_links(pool), w=6, h=6, minv=0, maxv=1),
-        S("stat", "Query success (SLO, 30 days)", "Share of successful queries over the SLO window; red below "
-          "the 99.95% objective.", "percentunit",
-          [P('1 - slo:sli_error:ratio_rate30d{sloth_id="database-query-success", service=~"$service"}',
-             "{{service}}", instant=True)], th_floor(objective.value, objective), runbook_links([objective]),
+        S("stat", "Query success (time range)", "Share of successful queries over the dashboard's time range; "
+          "red below the database SLO's 99.95% objective (30-day view: SLOs and Error Budgets).", "percentunit",
+          [P("1 - " + db_error_ratio(SE, "$__range"), "{{service}}", instant=True)], th_floor(objective.value, objective), runbook_links([objective]),
           w=6, h=6),
-        S("stat", "Query error ratio (5m)", "Failed queries / all queries; red above the SLO's error budget.",
-          "percentunit", [P(f"service_environment:database_queries:error_ratio_rate5m{{{SE}}}", "{{service}}",
-                            instant=True)], th_alert([budget]), runbook_links([budget]), w=6, h=6),
+        S("stat", "Query error ratio", "Failed queries / all queries; red above the SLO's error budget.",
+          "percentunit", [P(db_error_ratio(SE), "{{service}}", instant=True)], th_alert([budget]), runbook_links([budget]), w=6, h=6),
         S("stat", "Query p95 (5m)", "95th percentile query time; DatabaseSlowQueries threshold.", "s",
           [P(f"service_environment:database_query_duration_seconds:p95_rate5m{{{SE}}}", "{{service}}",
              instant=True)], th_alert(slow), runbook_links(slow), w=6, h=6),

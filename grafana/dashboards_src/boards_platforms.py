@@ -449,10 +449,11 @@ def stack(r: Rules) -> Board:
           [P('sum(rate({__name__=~"otelcol_receiver_accepted_spans(_total)?"}[$__rate_interval]))', "spans"),
            P('sum(rate({__name__=~"otelcol_receiver_accepted_log_records(_total)?"}[$__rate_interval]))',
              "log records")], w=8),
-        S("timeseries", "Collector refused or failed items", "Items the receiver refused (memory limiter) or "
-          "failed to pass on; CollectorRefusingData fires on any refusal.", "ops",
-          [P('sum by (receiver) (rate({__name__=~"otelcol_receiver_(refused|failed)_(spans|metric_points|'
-             'log_records)(_total)?"}[$__rate_interval]))', "{{receiver}}")], th_alert(refused),
+        S("timeseries", "Collector refused items", "Items the OTLP receiver refused (memory limiter, bad "
+          "payloads) per signal; CollectorRefusingData fires on any. The demo sends no OTLP metrics (0).", "ops",
+          [P(f'sum by (receiver) (rate({{__name__=~"otelcol_receiver_refused_{sig}(_total)?"}}[$__rate_interval]))'
+             + (" or vector(0)" if sig == "metric_points" else ""), f"{{{{receiver}}}} {sig.replace('_', ' ')}")
+           for sig in ("spans", "log_records", "metric_points")], th_alert(refused),
           runbook_links(refused + r.steps("CollectorExportFailing")), w=8),
         S("timeseries", "Collector export queue fill", "Items waiting in each exporter's sending queue as a "
           "share of its capacity: a backend that is down fills it.", "percentunit",

@@ -1,0 +1,327 @@
+"""Every dashboard query against the real stack: the native binaries of Prometheus, Loki, the collector
+and Alertmanager with the shipped configs and rules, fed by the demo app + load generator and the four
+platform bridges reading the API simulator. Each PromQL/LogQL panel query must return data (each failure
+names dashboard and panel); variables must have values; annotations must execute; counters (by Prometheus'
+own metadata) appear only inside range functions; the datasource correlations find what they link on.
+TraceQL panels skip: Tempo has no native binary here (README "Known gaps").
+
+One stack for the module, bounded to about 4 minutes."""
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.dashboards import dashlib
+from tests.dashboards.test_lint import _selectors
+from tests.harness import compose
+from tests.harness.stack import NativeStack, StackError
+
+SERVICES = ["prometheus", "loki", "otelcol", "alertmanager", "webhook-sink", "simulator", "railway-exporter",
+            "vercel-exporter", "supabase-exporter", "github-exporter", "demo-app", "demo-loadgen",
+            "blackbox-exporter"]
+BRIDGES = ["railway", "vercel", "supabase", "github"]
+# The bridges poll every 60 s by default; the test polls every 5 s so that two batches of simulated
+# deployments and workflow runs are counted within the time budget (nothing else is changed).
+POLL_SECONDS = "5"
+DATA_DEADLINE = 150.0
+
+# Queries that are legitimately empty on healthy demo data. Keep this short; every entry says why.
+ALLOWED_EMPTY = {
+    ("obs-database", "Postgres up (metrics endpoint)"):
+        "Supabase's own Prometheus endpoint (pg_up) is scraped only for real projects "
+        "(obs_bridges supabase-scrape-config); the simulator does not serve it",
+    ("obs-database", "Postgres connections / max_connections"):
+        "same Supabase metrics endpoint (connection_stats_connection_count)",
+    ("obs-deployments", "Smoke workflows and probes"):
+        "the demo has no workflow named *smoke* and no probe_group=smoke target",
+    ("obs-slo", "Burn-rate alerts"):
+        "burn-rate alerts exist only during an incident (multiwindow: 1 h and longer windows)",
+}
+
+TEMPO_REASON = "Tempo has no native binary here: the Go module proxy refuses github.com/grafana/tempo (README)"
+
+
+def _get(url: str, timeout: float = 20) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = e.read().decode(errors="replace")[:400]
+        raise AssertionError(f"HTTP {e.code}: {body}") from None
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
+class Live:
+    def __init__(self, stack: NativeStack):
+        self.stack = stack
+        self.prom = stack.url("prometheus", 9090)
+        self.loki = stack.url("loki", 3100)
+        self.sim = stack.url("simulator", 8600)
+        self.started = time.time()
+
+    def prom_instant(self, expr: str) -> list:
+        r = _get(f"{self.prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        assert r["status"] == "success", r
+        return r["data"]["result"]
+
+    def prom_range(self, expr: str) -> list:
+        end = time.time()
+        r = _get(f"{self.prom}/api/v1/query_range?" + urllib.parse.urlencode(
+            {"query": expr, "start": self.started - 30, "end": end, "step": "15s"}))
+        assert r["status"] == "success", r
+        return r["data"]["result"]
+
+    def loki_range(self, expr: str, limit: int = 20) -> list:
+        now = time.time_ns()
+        r = _get(f"{self.loki}/loki/api/v1/query_range?" + urllib.parse.urlencode(
+            {"query": expr, "start": now - 600 * 10**9, "end": now, "limit": limit, "step": "15s"}))
+        assert r["status"] == "success", r
+        return r["data"]["result"]
+
+
+def _has_value(result: list) -> bool:
+    """At least one sample that is a number (NaN is Grafana's 'No data' for a stat)."""
+    for s in result:
+        vals = s.get("values") or ([s["value"]] if "value" in s else [])
+        for _, v in vals:
+            if not math.isnan(float(v)):
+                return True
+    return False
+
+
+def _until(what: str, fn, deadline: float):
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last = e
+        time.sleep(2)
+    raise AssertionError(f"no {what} within the deadline; last: {last!r}")
+
+
+def _make_stack() -> NativeStack:
+    env = compose.read_env()
+    # The demo app reports as environment "prod" so the prod SLOs (slo/api.yml) have data; the compose
+    # default ("local") is covered by no SLO.
+    env["DEPLOYMENT_ENVIRONMENT"] = "prod"
+    st = NativeStack(SERVICES, env=env)
+    secrets = compose.ROOT / "secrets"
+    for b in BRIDGES:
+        svc = st.all[f"{b}-exporter"]
+        e = dict(svc.environment)
+        # README: "with no tokens configured, the bridges read the built-in simulator". A token *_FILE
+        # that names a file absent from secrets/ is "no token" for the demo.
+        for k in [k for k, v in e.items() if k.endswith("_TOKEN_FILE")]:
+            if not (secrets / Path(e[k]).name).exists():
+                del e[k]
+        if b == "github" and not e.get("GITHUB_REPOSITORIES"):
+            e["GITHUB_REPOSITORIES"] = "demo-org"       # the simulator's organisation
+        for k in ("POLL_INTERVAL_SECONDS", "DB_POLL_INTERVAL_SECONDS"):
+            e[f"{b.upper()}_{k}"] = POLL_SECONDS
+        svc.environment = e
+    return st
+
+
+@pytest.fixture(scope="module")
+def live():
+    reason = NativeStack.unavailable_reason()
+    if reason:
+        pytest.skip(f"native stack: {reason}")
+    st = _make_stack()
+    try:
+        st.start()
+    except StackError as e:
+        st.stop()
+        pytest.fail(f"native stack did not start: {e}")
+    try:
+        lv = Live(st)
+        deadline = time.monotonic() + DATA_DEADLINE
+        # Each bridge seeds its deployment/run history at its first poll (never counted); what finishes
+        # after that is counted. Two batches: the first creates the counters, the second increases them.
+        _until("first poll of every bridge", lambda: len(lv.prom_instant(
+            'count by (job) ({__name__=~"(railway|vercel|supabase|github)_exporter_last_success_timestamp_seconds"})'))
+            == 4, deadline)
+        # The simulator picks repos/projects/services at random: the first batch is large enough to
+        # create the series of every outcome, so that the second one increases existing counters.
+        for batch, n in enumerate((3, 1)):
+            _post(f"{lv.sim}/_control/inject/github", {"count": 4 * n, "conclusion": "success", "workflow": "Deploy"})
+            _post(f"{lv.sim}/_control/inject/github", {"count": 2 * n, "conclusion": "failure", "workflow": "CI"})
+            _post(f"{lv.sim}/_control/inject/vercel", {"count": 3 * n, "outcome": "READY"})
+            _post(f"{lv.sim}/_control/inject/vercel", {"count": 1 * n, "outcome": "ERROR"})
+            _post(f"{lv.sim}/_control/inject/railway", {"count": 4 * n, "outcome": "SUCCESS"})
+            _post(f"{lv.sim}/_control/inject/railway", {"count": 1 * n, "outcome": "FAILED"})
+            for m in ("railway_deployments_total", "vercel_deployments_total", "github_actions_workflow_runs_total"):
+                _until(f"{m} (batch {batch + 1})", lambda m=m, batch=batch: lv.prom_instant(
+                    f"sum(increase({m}[10m])) > 0" if batch else f"sum({m})"), deadline)
+        _until("demo app traffic with 5xx and LLM calls", lambda: lv.prom_instant(
+            'sum(increase(http_requests_total{status_code=~"5.."}[10m])) > 0 '
+            "and on () sum(increase(llm_tokens_total[10m])) > 0"), deadline)
+        _until("demo logs in Loki", lambda: lv.loki_range('{service_name="obs-demo"} | status_code=~"5.."'), deadline)
+        _until("two evaluations of the SLO and budget rules", lambda: lv.prom_instant(
+            "count_over_time(slo:period_error_budget_remaining:ratio[10m]) >= 2"), deadline)
+        lv.ready_after = time.time() - lv.started
+        yield lv
+    finally:
+        st.stop()
+
+
+def _all_queries():
+    out = []
+    for uid, d in dashlib.dashboards().items():
+        out.extend(q for q in dashlib.queries(d, with_annotations=False))
+    return out
+
+
+def _run(lv: Live, q: dashlib.Query) -> list:
+    expr = dashlib.substitute(q.expr)
+    if q.kind == "prometheus":
+        return lv.prom_instant(expr) if q.instant else lv.prom_range(expr)
+    if q.kind == "loki":
+        return lv.loki_range(expr)
+    raise ValueError(q.kind)
+
+
+def test_every_panel_query_returns_data(live):
+    failures, empty_ok = [], []
+    queries = [q for q in _all_queries() if q.kind in ("prometheus", "loki")]
+    t0 = time.monotonic()
+    for q in queries:
+        key = (q.dashboard, q.panel)
+        try:
+            res = _run(live, q)
+        except AssertionError as e:
+            failures.append(f"{q.where}: query fails: {e}\n    {q.expr}")
+            continue
+        ok = _has_value(res) if q.kind == "prometheus" else bool(res)
+        if not ok:
+            if key in ALLOWED_EMPTY:
+                empty_ok.append(key)
+            else:
+                failures.append(f"{q.where}: no data\n    {q.expr}")
+    elapsed = time.monotonic() - t0
+    print(f"\n{len(queries)} queries in {elapsed:.1f} s, data after {live.ready_after:.0f} s; "
+          f"allowed empty: {sorted(set(empty_ok))}")
+    assert not failures, f"{len(failures)} of {len(queries)} dashboard queries:\n" + "\n".join(failures)
+
+
+def test_allowed_empty_list_is_current():
+    panels = {(q.dashboard, q.panel) for q in _all_queries()}
+    stale = set(ALLOWED_EMPTY) - panels
+    assert not stale, f"ALLOWED_EMPTY names panels that no longer exist: {stale}"
+    assert len(ALLOWED_EMPTY) <= 5
+
+
+@pytest.mark.parametrize("q", [q for q in _all_queries() if q.kind == "tempo"], ids=lambda q: q.where)
+def test_traceql_panels(q):
+    pytest.skip(f"{q.where}: {TEMPO_REASON}")
+
+
+def test_variables_have_values(live):
+    problems = []
+    for uid, d in dashlib.dashboards().items():
+        for v in d["templating"]["list"]:
+            if v["type"] != "query":
+                continue
+            sel, label = v["query"][len("label_values("):-1].rsplit(",", 1)
+            url = f"{live.prom}/api/v1/label/{label.strip()}/values?" + urllib.parse.urlencode(
+                {"match[]": dashlib.substitute(sel), "start": live.started - 60})
+            vals = _get(url)["data"]
+            if not vals:
+                problems.append(f"{uid} / variable {v['name']}: no values for {v['query']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_annotations_execute(live):
+    """Annotation queries mark events (deployments), so they may be empty; they must run."""
+    n = 0
+    for uid, d in dashlib.dashboards().items():
+        for a in d["annotations"]["list"]:
+            if a.get("builtIn"):
+                continue
+            live.prom_range(dashlib.substitute(a["expr"]))
+            n += 1
+    assert n >= 8
+
+
+def test_counters_only_inside_range_functions(live):
+    """By Prometheus' own metadata: a counter, histogram or summary series never appears raw."""
+    meta = _get(f"{live.prom}/api/v1/metadata")["data"]
+    kinds = {}
+    for name, entries in meta.items():
+        t = entries[0]["type"]
+        if t == "counter":
+            kinds[name] = kinds[name + "_total"] = t
+        elif t in ("histogram", "summary"):
+            for suffix in ("_bucket", "_count", "_sum"):
+                kinds[name + suffix] = t
+    problems = []
+    for q in _all_queries():
+        if q.kind != "prometheus":
+            continue
+        for name, after, _ in _selectors(q.expr):
+            if kinds.get(name) and after != "[":
+                problems.append(f"{q.where}: {kinds[name]} {name} used without a range function")
+    assert not problems, "\n".join(problems)
+    assert len(kinds) > 100
+
+
+# ------------------------------------------------------------------------------------- correlations
+def _datasources() -> dict:
+    doc = yaml.safe_load((compose.ROOT / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text())
+    return {d["uid"]: d for d in doc["datasources"]}
+
+
+def test_logs_carry_the_trace_id_the_derived_field_reads(live):
+    ds = _datasources()["loki"]["jsonData"]["derivedFields"]
+    field = next(f for f in ds if f["datasourceUid"] == "tempo")
+    assert field["matcherType"] == "label"
+    streams = live.loki_range(f'{{service_name="obs-demo"}} | {field["matcherRegex"]} != ""', limit=5)
+    assert streams and all(len(s["stream"].get(field["matcherRegex"], "")) == 32 for s in streams), streams[:1]
+
+
+def test_traces_to_logs_tags_are_loki_labels(live):
+    t2l = _datasources()["tempo"]["jsonData"]["tracesToLogsV2"]
+    labels = set(_get(f"{live.loki}/loki/api/v1/labels")["data"])
+    for tag in t2l["tags"]:
+        assert tag.get("value", tag["key"]) in labels, f"{tag} is not a Loki label: {labels}"
+
+
+def test_exemplars_carry_the_trace_id(live):
+    name = _datasources()["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"]
+    now = time.time()
+    r = _get(f"{live.prom}/api/v1/query_exemplars?" + urllib.parse.urlencode(
+        {"query": "http_request_duration_seconds_bucket", "start": now - 600, "end": now}))
+    labels = [e["labels"] for s in r["data"] for e in s["exemplars"]]
+    assert labels and all(name in lab for lab in labels), labels[:3]
+
+
+def test_traces_to_metrics_queries(live):
+    """The trace-to-metrics links with $__tags = the span's service: the app-metric queries return data;
+    the span-metric query needs Tempo's metrics generator."""
+    t2m = _datasources()["tempo"]["jsonData"]["tracesToMetrics"]
+    tag = t2m["tags"][0]["value"]
+    ran = 0
+    for q in t2m["queries"]:
+        expr = q["query"].replace("$$", "$").replace("$__tags", f'{tag}="obs-demo"').replace("$__rate_interval", "1m")
+        if "traces_spanmetrics" in expr:
+            continue
+        assert _has_value(live.prom_range(expr)), f"traces-to-metrics query {q['name']!r} has no data: {expr}"
+        ran += 1
+    assert ran >= 2
