@@ -33,6 +33,18 @@ NESTED_KEYS = {
     "serviceMap": {"datasourceUid"},
     "nodeGraph": {"enabled"},
     "lokiSearch": {"datasourceUid"},
+    # Tempo "Provision the data source" example (datasources/tempo/configure-tempo-data-source).
+    "search": {"hide", "filters"},
+    "traceQuery": {"timeShiftEnabled", "spanStartTimeShift", "spanEndTimeShift"},
+    "spanBar": {"type", "tag"},
+    "streamingEnabled": {"search", "metrics"},
+}
+# Lists of objects inside the nested blocks: tags are {key, value} (value = the label name on the other
+# side), trace-to-metrics queries are {name, query}.
+NESTED_LIST_KEYS = {
+    ("tracesToLogsV2", "tags"): {"key", "value"},
+    ("tracesToMetrics", "tags"): {"key", "value"},
+    ("tracesToMetrics", "queries"): {"name", "query"},
 }
 PROVIDER_FILE_KEYS = {"apiVersion", "providers"}
 PROVIDER_KEYS = {"name", "orgId", "folder", "folderUid", "type", "disableDeletion", "updateIntervalSeconds",
@@ -57,6 +69,11 @@ def test_datasource_fields_documented():
             if k in NESTED_KEYS:
                 for item in v if isinstance(v, list) else [v]:
                     assert set(item) <= NESTED_KEYS[k], f"{ds['name']}.{k}: unknown {set(item) - NESTED_KEYS[k]}"
+                    for sub, allowed_sub in NESTED_LIST_KEYS.items():
+                        if sub[0] == k and sub[1] in item:
+                            for entry in item[sub[1]]:
+                                assert isinstance(entry, dict) and set(entry) <= allowed_sub, \
+                                    f"{ds['name']}.{k}.{sub[1]}: {entry} (allowed {allowed_sub})"
         assert ds["access"] == "proxy"
         assert "secureJsonData" not in ds, "no secrets in provisioning files"
 
@@ -107,3 +124,47 @@ def test_dashboard_provider():
 def test_provisioning_dir_is_mounted():
     mounts = {m.target: m.source for m in compose.services()["grafana"].mounts}
     assert mounts["/etc/grafana/provisioning"] == str(PROV)
+
+
+def test_literal_dollars_are_escaped():
+    """Grafana expands $VAR and ${VAR} from its environment in provisioning files; a literal $ (Grafana
+    and PromQL variables such as ${__value.raw}, $__tags) must be written $$ or it silently vanishes."""
+    text = (PROV / "datasources" / "datasources.yml").read_text()
+    body = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+    bare = [m.start() for m in __import__("re").finditer(r"(?<!\$)\$(?!\$)", body.replace("$$", ""))]
+    assert not bare, f"unescaped $ in datasources.yml at {bare}"
+
+
+def test_every_signal_links_to_the_others():
+    """Issue 5: metrics -> traces (exemplars), logs -> traces (trace_id), traces -> logs, traces -> metrics,
+    service graph and node graph, and Alertmanager provisioned."""
+    ds = {d["uid"]: d for d in datasources()}
+    prom, loki, tempo = ds["prometheus"]["jsonData"], ds["loki"]["jsonData"], ds["tempo"]["jsonData"]
+    assert any(d["datasourceUid"] == "tempo" and d["name"] == "trace_id" for d in prom["exemplarTraceIdDestinations"])
+    assert any(f["datasourceUid"] == "tempo" and f["matcherType"] == "label" and f["matcherRegex"] == "trace_id"
+               for f in loki["derivedFields"]), "Loki's trace_id is structured metadata: matcherType label"
+    assert tempo["tracesToLogsV2"]["datasourceUid"] == "loki" and tempo["tracesToLogsV2"]["filterByTraceID"]
+    assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus" and tempo["tracesToMetrics"]["queries"]
+    assert tempo["serviceMap"]["datasourceUid"] == "prometheus" and tempo["nodeGraph"]["enabled"] is True
+    assert tempo["lokiSearch"]["datasourceUid"] == "loki"
+    assert ds["alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    # the metrics Prometheus needs for exemplars: the exemplar store (compose flag)
+    assert "--enable-feature=exemplar-storage" in compose.services()["prometheus"].command
+
+
+def test_dashboard_files_fit_the_provider():
+    """foldersFromFilesStructure: one sub-folder per Grafana folder, no files at the top; uids unique
+    and within Grafana's 40 characters; no numeric id (Grafana assigns it)."""
+    import json
+    root = compose.ROOT / "grafana" / "dashboards"
+    files = sorted(root.rglob("*.json"))
+    assert files, "no dashboards provisioned"
+    uids = {}
+    for f in files:
+        rel = f.relative_to(root)
+        assert len(rel.parts) == 2, f"{rel}: dashboards live one folder deep (the folder is Grafana's folder)"
+        d = json.loads(f.read_text())
+        assert d.get("id") is None, f"{rel}: provisioned dashboards carry no id"
+        assert d["uid"] and len(d["uid"]) <= 40 and d["uid"] not in uids, rel
+        assert f.stem == d["uid"], f"{rel}: file name and uid differ"
+        uids[d["uid"]] = rel
