@@ -312,7 +312,7 @@ def build_blackbox(tool: Tool, version: str, out: Path) -> None:
     if not src.exists():
         if shutil.which("apt-get") is None:
             raise Unavailable("blackbox_exporter: module proxy refuses it and apt-get is not available")
-        log(f"blackbox: installing Debian's prometheus-blackbox-exporter (apt-get)")
+        log("blackbox: installing Debian's prometheus-blackbox-exporter (apt-get)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         p = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus-blackbox-exporter"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,6 +1,7 @@
 """Shared fixtures: the native stack (real binaries, shipped configs) and tool lookups."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -23,6 +24,24 @@ def require_tool(name: str, binary: str | None = None) -> Path:
 
 
 _start_error: list[str] = []
+
+
+@contextlib.contextmanager
+def running_stack(stack: NativeStack):
+    """Start `stack` for a fixture: skip where the harness cannot run, fail with the service's log
+    when a service does not come up, and always tear down."""
+    reason = NativeStack.unavailable_reason()
+    if reason:
+        pytest.skip(f"native stack: {reason}")
+    try:
+        stack.start()
+    except StackError as e:
+        stack.stop()
+        pytest.fail(f"native stack did not start: {e}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,23 +12,15 @@ import urllib.request
 import pytest
 
 from tests.e2e import otlp, smoke
-from tests.harness.stack import NativeStack, StackError
+from tests.conftest import running_stack
+from tests.harness.stack import NativeStack
 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    reason = NativeStack.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
     # Only the collector and its log/metric backends: no demo traffic in the way.
-    stack = NativeStack(["prometheus", "loki", "otelcol"])
-    try:
-        stack.start()
-    except StackError as e:
-        stack.stop()
-        pytest.fail(f"stack did not start: {e}")
-    yield stack
-    stack.stop()
+    with running_stack(NativeStack(["prometheus", "loki", "otelcol"])) as stack:
+        yield stack
 
 
 def collector_metrics(stack) -> str:

@@ -3,7 +3,6 @@ Prometheus, shipped configs) yields a log line in Loki carrying its trace id and
 exemplar points to the same trace. The Tempo leg skips where Tempo has no binary."""
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import urllib.parse

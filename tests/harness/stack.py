@@ -95,6 +95,54 @@ def native_command(svc: compose.Service) -> tuple[list[str], dict] | str:
     return f"no native binary for image {svc.image} on this machine"
 
 
+def compose_user(svc: compose.Service) -> tuple[int | None, int | None]:
+    """uid, gid of the compose `user:` ("uid" or "uid:gid"), or (None, None) for the image default."""
+    if not svc.user:
+        return None, None
+    u, _, g = svc.user.partition(":")
+    return int(u), int(g or u)
+
+
+def service_mounts(svc: compose.Service, volumes_dir: Path, uid: int | None, gid: int | None,
+                   keep=lambda m: True) -> list[dict]:
+    """launch.py mounts for the compose volumes of `svc`: bind mounts as they are, each named volume as a
+    directory under volumes_dir owned by the service user (what Docker does for a fresh volume at a path
+    the image's user owns)."""
+    mounts = []
+    for m in svc.mounts:
+        if not keep(m):
+            continue
+        if m.kind == "volume":
+            d = volumes_dir / m.source
+            if not d.exists():
+                d.mkdir(parents=True)
+                if uid is not None:
+                    os.chown(d, uid, gid if gid is not None else uid)
+            mounts.append({"source": str(d), "target": m.target, "is_dir": True, "read_only": False})
+        else:
+            if not Path(m.source).exists():
+                raise StackError(f"{svc.name}: compose mounts {m.source}, which does not exist")
+            mounts.append({"source": m.source, "target": m.target, "is_dir": Path(m.source).is_dir(),
+                           "read_only": m.read_only})
+    return mounts
+
+
+def write_spec(base: Path, mounts: list[dict], argv: list[str], env: dict, uid: int | None, gid: int | None,
+               hosts: str = "127.0.0.1\tlocalhost\n::1\tlocalhost\n", cwd: str = "/") -> Path:
+    """Write the launch.py spec for one process whose overlay root lives under `base`."""
+    spec = {"root": str(base / "root"), "upper": str(base / "upper"), "work": str(base / "work"),
+            "hosts": hosts, "mounts": mounts, "argv": argv, "env": env, "uid": uid, "gid": gid, "cwd": cwd}
+    path = base / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def run_spec(spec: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a one-shot launch.py spec in a private mount namespace (host network)."""
+    return subprocess.run(["unshare", "--mount", sys.executable, str(LAUNCH), str(spec)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
 class NativeStack:
     def __init__(self, services: list[str] | None = None, env: dict[str, str] | None = None,
                  ready_timeout: float = 90.0, keep_dir: bool = False):
@@ -251,15 +299,6 @@ class NativeStack:
         lines += [f"{ip}\t{name}" for name, ip in sorted(self.ips.items())]
         return "\n".join(lines) + "\n"
 
-    def _volume_dir(self, volume: str, uid: int | None, gid: int | None) -> str:
-        d = self.dir / "volumes" / volume
-        if not d.exists():
-            d.mkdir(parents=True)
-            # What Docker does for a fresh named volume: the image's owner of the mount path.
-            if uid is not None:
-                os.chown(d, uid, gid if gid is not None else uid)
-        return str(d)
-
     def _start_one(self, name: str) -> None:
         svc = self.all[name]
         native = native_command(svc)
@@ -267,19 +306,8 @@ class NativeStack:
             self.skipped[name] = native
             return
         argv, extra = native
-        uid = gid = None
-        if svc.user and not extra.get("python"):
-            u, _, g = svc.user.partition(":")
-            uid, gid = int(u), int(g or u)
-        mounts = []
-        for m in svc.mounts:
-            if m.kind == "volume":
-                src, is_dir = self._volume_dir(m.source, uid, gid), True
-            else:
-                src, is_dir = m.source, Path(m.source).is_dir()
-                if not Path(m.source).exists():
-                    raise StackError(f"{name}: compose mounts {m.source}, which does not exist")
-            mounts.append({"source": src, "target": m.target, "is_dir": is_dir, "read_only": m.read_only})
+        uid, gid = (None, None) if extra.get("python") else compose_user(svc)
+        mounts = service_mounts(svc, self.dir / "volumes", uid, gid)
         if "mount" in extra:
             mounts.append(extra["mount"])
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp",
@@ -289,15 +317,12 @@ class NativeStack:
             env["HOME"] = os.environ.get("HOME", "/root")
         ns = self._netns_for(name)
         base = self.dir / "roots" / name
-        spec = {"root": str(base / "root"), "upper": str(base / "upper"), "work": str(base / "work"),
-                "hosts": self._hosts(), "mounts": mounts, "argv": argv, "env": env,
-                "uid": uid, "gid": gid, "cwd": str(compose.ROOT) if extra.get("python") else "/"}
         if base.exists():  # restart: a fresh overlay, same volumes
             subprocess.run(["umount", "-R", str(base / "root")], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)
-        spec_path = base / "spec.json"
-        spec_path.write_text(json.dumps(spec))
+        spec_path = write_spec(base, mounts, argv, env, uid, gid, hosts=self._hosts(),
+                               cwd=str(compose.ROOT) if extra.get("python") else "/")
         log_path = self.dir / f"{name}.log"
         logf = open(log_path, "ab")
         proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(LAUNCH), str(spec_path)],
@@ -359,26 +384,8 @@ def run_with_service_files(service: str, tool: str, binary: str, args: list[str]
         raise StackError(install_tools.unavailable_reason(tool))
     with tempfile.TemporaryDirectory(prefix=f"obs-check-{service}-") as tmp:
         base = Path(tmp)
-        uid = gid = None
-        if svc.user:
-            u, _, g = svc.user.partition(":")
-            uid, gid = int(u), int(g or u)
-        mounts = []
-        for m in svc.mounts:
-            if m.kind == "volume":
-                d = base / "volumes" / m.source
-                d.mkdir(parents=True)
-                if uid is not None:
-                    os.chown(d, uid, gid)
-                mounts.append({"source": str(d), "target": m.target, "is_dir": True, "read_only": False})
-            else:
-                mounts.append({"source": m.source, "target": m.target, "is_dir": Path(m.source).is_dir(),
-                               "read_only": m.read_only})
+        uid, gid = compose_user(svc)
+        mounts = service_mounts(svc, base / "volumes", uid, gid)
         mounts.append({"source": str(path.parent), "target": "/opt/obs-bin", "is_dir": True, "read_only": True})
-        spec = {"root": str(base / "root"), "upper": str(base / "upper"), "work": str(base / "work"),
-                "hosts": "127.0.0.1\tlocalhost\n", "mounts": mounts, "argv": [f"/opt/obs-bin/{binary}", *args],
-                "env": {"PATH": "/usr/bin:/bin", "HOME": "/tmp", **svc.environment},
-                "uid": uid, "gid": gid, "cwd": "/"}
-        (base / "spec.json").write_text(json.dumps(spec))
-        return subprocess.run(["unshare", "--mount", sys.executable, str(LAUNCH), str(base / "spec.json")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", **svc.environment}
+        return run_spec(write_spec(base, mounts, [f"/opt/obs-bin/{binary}", *args], env, uid, gid), timeout)

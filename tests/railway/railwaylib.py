@@ -7,18 +7,18 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.harness import compose
+from tests.harness.stack import compose_user, service_mounts, write_spec
+from tests.harness.stack import run_spec as harness_run_spec
 
 ROOT = compose.ROOT
 OBS_START = ROOT / "scripts" / "railway" / "obs-start"
 OBS_START_IN_IMAGE = "/usr/local/bin/obs-start"
-LAUNCH = ROOT / "tests" / "harness" / "launch.py"
 
 
 @dataclass(frozen=True)
@@ -120,21 +120,10 @@ def service_spec(service: str, argv: list[str], env: dict[str, str], render_dir:
     svc = compose.services()[service]
     base = base or Path(tempfile.mkdtemp(prefix=f"obs-railway-{service}-"))
     base.mkdir(parents=True, exist_ok=True)
-    uid = gid = None
-    if svc.user:
-        u, _, g = svc.user.partition(":")
-        uid, gid = int(u), int(g or u)
-    mounts = []
-    for m in svc.mounts:
-        if m.kind == "volume":
-            d = base / "volumes" / m.source
-            d.mkdir(parents=True, exist_ok=True)
-            if uid is not None:
-                os.chown(d, uid, gid)
-            mounts.append({"source": str(d), "target": m.target, "is_dir": True, "read_only": False})
-        elif not m.source.endswith("/secrets"):  # Railway has no secrets folder
-            mounts.append({"source": m.source, "target": m.target, "is_dir": Path(m.source).is_dir(),
-                           "read_only": True})
+    uid, gid = compose_user(svc)
+    # Railway has no secrets folder: that bind mount is left out.
+    mounts = service_mounts(svc, base / "volumes", uid, gid,
+                            keep=lambda m: m.kind == "volume" or not m.source.endswith("/secrets"))
     if tool:
         t = install_tools.BY_NAME[tool]
         mounts.append({"source": str(install_tools.tool_path(tool, t.binaries[0]).parent), "target": "/opt/obs-bin",
@@ -144,14 +133,8 @@ def service_spec(service: str, argv: list[str], env: dict[str, str], render_dir:
     if uid is not None:
         os.chown(render_dir, uid, gid)
     mounts.append({"source": str(render_dir), "target": "/obs-rendered", "is_dir": True, "read_only": False})
-    spec = {"root": str(base / "root"), "upper": str(base / "upper"), "work": str(base / "work"),
-            "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost\n", "mounts": mounts, "argv": argv,
-            "env": {**env, "OBS_RENDER_DIR": "/obs-rendered/r"}, "uid": uid, "gid": gid, "cwd": "/"}
-    path = base / "spec.json"
-    path.write_text(json.dumps(spec))
-    return path
+    return write_spec(base, mounts, argv, {**env, "OBS_RENDER_DIR": "/obs-rendered/r"}, uid, gid)
 
 
 def run_spec(spec: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "--mount", sys.executable, str(LAUNCH), str(spec)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return harness_run_spec(spec, timeout)

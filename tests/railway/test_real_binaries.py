@@ -3,21 +3,18 @@ load; the railway files' healthcheck paths answer 200 on the native stack; start
 Railway mode, each service answers its healthcheck on IPv4 and IPv6 (it listens on [::])."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_tool
+from tests.conftest import require_tool, running_stack
 from tests.harness import compose
-from tests.harness.stack import NativeStack, StackError
+from tests.harness.stack import NativeStack
 from tests.railway.railwaylib import (DEPLOYS, OBS_START_IN_IMAGE, health_port, railway_config, railway_env, run_spec,
                                      service_spec)
 
@@ -80,14 +77,9 @@ _stack: dict = {}
 @pytest.fixture(scope="module")
 def stack():
     # The github bridge refuses to start without repositories (compose leaves it to the user).
-    s = NativeStack(NATIVE, env={**compose.read_env(), "GITHUB_REPOSITORIES": "demo-org"}, ready_timeout=60)
-    try:
-        s.start()
-    except StackError as e:
-        s.stop()
-        pytest.fail(f"native stack did not start: {e}")
-    yield s
-    s.stop()
+    with running_stack(NativeStack(NATIVE, env={**compose.read_env(), "GITHUB_REPOSITORIES": "demo-org"},
+                                   ready_timeout=60)) as s:
+        yield s
 
 
 def get(url: str, timeout: float = 3) -> int:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import install_tools, require_tool
+from tests.conftest import require_tool
 from tests.harness import compose
 
 RAW = yaml.safe_load(compose.COMPOSE_FILE.read_text())
