@@ -38,16 +38,56 @@ def test_config_loads_without_secret_files():
     assert "1 templates" in p.stdout
 
 
+# Default (demo) mode: alerts carry no `notifications` label, so only the webhook sink receives.
 @pytest.mark.parametrize("labels,receiver", [
     (["severity=critical", "alertname=APIDown", "service=api", "environment=prod"], "critical"),
     (["severity=high", "alertname=APIHighErrorRate", "service=api", "environment=prod"], "ops"),
     (["severity=medium", "alertname=APIHighLatency", "service=api", "environment=beta"], "dev"),
     (["severity=low", "alertname=DeploymentInProgress", "service=api"], "silent"),
     (["alertname=Unlabelled"], "default"),
+    # any value but exactly "on" keeps the integrations off
+    (["severity=critical", "alertname=APIDown", "notifications=off"], "critical"),
+    (["severity=critical", "alertname=APIDown", "notifications=true"], "critical"),
 ])
 def test_routes(labels, receiver):
     p = amtool("config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *labels)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# OBS_NOTIFICATIONS=on: Prometheus adds notifications="on"; Slack/PagerDuty receive and the sink still does.
+@pytest.mark.parametrize("labels,receivers", [
+    (["severity=critical", "alertname=APIDown", "service=api"], "critical-pagerduty-slack,critical"),
+    (["severity=high", "alertname=APIHighErrorRate", "service=api"], "ops-slack,ops"),
+    (["severity=medium", "alertname=APIHighLatency", "service=api"], "dev-slack,dev"),
+    (["severity=low", "alertname=DeploymentInProgress", "service=api"], "silent,silent"),
+    (["alertname=Unlabelled"], "silent,default"),
+])
+def test_routes_with_notifications_on(labels, receivers):
+    p = amtool("config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receivers}",
+               "notifications=on", *labels)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_integrations_only_behind_the_notifications_route():
+    """Slack/PagerDuty configs live only in receivers reached through notifications="on"; every other
+    receiver is the webhook sink (or nothing), so the demo never attempts a send that needs a secret."""
+    import yaml
+    doc = yaml.safe_load(CONFIG.read_text())
+    gated = doc["route"]["routes"][0]
+    assert gated["matchers"] == ['notifications="on"'] and gated["continue"] is True
+    gated_receivers = {r["receiver"] for r in gated["routes"]} | {gated["receiver"]}
+    for rcv in doc["receivers"]:
+        integrations = {k for k in rcv if k.endswith("_configs")}
+        if integrations - {"webhook_configs"}:
+            assert rcv["name"] in gated_receivers, rcv["name"]
+            assert "webhook_configs" not in rcv, "the sink is posted by the always-on routes, not twice"
+        elif rcv["name"] != "silent":
+            assert [w["url"] for w in rcv["webhook_configs"]] == [f"http://webhook-sink:9097/alerts/{rcv['name']}"]
+    # The label that route matches is Prometheus's external label, fed by compose's OBS_NOTIFICATIONS.
+    prom = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    assert prom["global"]["external_labels"]["notifications"] == "${OBS_NOTIFICATIONS}"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["prometheus"]["environment"]["OBS_NOTIFICATIONS"] == "${OBS_NOTIFICATIONS:-}"
 
 
 def test_route_mismatch_fails():
@@ -257,3 +297,13 @@ def test_inhibition_and_delivery(am_and_sink):
     assert not delivered("ops", "APIHighErrorRate", "api"), "muted ladder rung was delivered"
     assert not any(n["receiver"] == "silent" for n in notes)
     assert not any(a["labels"]["alertname"] == "DeploymentInProgress" for n in notes for a in n["alerts"])
+    # Default mode: no Slack/PagerDuty send was even attempted (so none can fail without secret files).
+    with urllib.request.urlopen(am.url + "/metrics", timeout=3) as r:
+        metrics = r.read().decode()
+    attempts = {}
+    for line in metrics.splitlines():
+        if line.startswith("alertmanager_notification_requests_total{"):
+            integ = line.split('integration="', 1)[1].split('"', 1)[0]
+            attempts[integ] = attempts.get(integ, 0) + float(line.rsplit(" ", 1)[1])
+    assert attempts.get("webhook", 0) > 0, attempts
+    assert attempts.get("slack", 0) == 0 and attempts.get("pagerduty", 0) == 0, attempts
