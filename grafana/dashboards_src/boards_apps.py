@@ -56,6 +56,7 @@ def system_health(r: Rules) -> Board:
     _app_vars(b)
     _deploys(b)
     b.link("API Performance", dash_url("obs-api")).link("SLOs and Error Budgets", dash_url("obs-slo"))
+    b.link("Logs in Explore", explore_url("loki", LOKI_SEL))
     err5 = r.steps("APIHighErrorRate", "service_environment:http_requests:error_ratio_rate5m")
     err1 = r.steps("APIHighErrorRate", "service_environment:http_requests:error_ratio_rate1m")
     p95 = r.steps("APIHighLatency", "service_environment:http_request_duration_seconds:p95_rate5m")
@@ -162,7 +163,7 @@ def api_performance(r: Rules) -> Board:
     F = SE + ', endpoint=~"$endpoint"'
     err5 = r.steps("APIHighErrorRate", "service_environment:http_requests:error_ratio_rate5m")
     p95 = r.steps("APIHighLatency", "service_environment:http_request_duration_seconds:p95_rate5m")
-    b.link("Logs in Explore", explore_url("loki", LOKI_SEL.replace("$service", "$service")))
+    b.link("Logs in Explore", explore_url("loki", LOKI_SEL))
     b.row("Traffic and errors")
     b.add(
         S("timeseries", "Requests per second by endpoint", "Request rate per route template, stacked.", "reqps",

@@ -40,6 +40,30 @@ One line per dashboard, with the questions it answers:
 
 """
 
+DOC_TAIL = """
+## Regenerate and test
+
+    pip install -r grafana/dashboards_src/requirements.txt   # scripts/test does this in .venv
+    scripts/generate-dashboards            # writes grafana/dashboards/<Folder>/<uid>.json and this file
+    scripts/generate-dashboards --check    # what CI runs (tests/dashboards/test_generator.py)
+
+`tests/dashboards/`: the committed JSON equals the generator's output; thresholds trace back to the rule
+files (and editing a copy of the rules changes the panels); a lint of every dashboard (datasource variables
+on every panel and query, title, description and unit, `$__rate_interval` in rates, counters only inside
+`rate()`/`increase()`, every variable defined, every PromQL query parsed by the pinned promtool, runbook and
+dashboard links resolve); and every PromQL and LogQL panel query run against the native stack (real
+Prometheus, Loki, collector, Alertmanager with the shipped configs) fed by the demo app, its load
+generator and the four bridges on the API simulator. A failure names the dashboard and the panel. The few
+queries that are empty on healthy demo data are listed with their reason in
+`tests/dashboards/test_queries_live.py` (`ALLOWED_EMPTY`). TraceQL panels skip: Tempo has no native
+binary here.
+
+Grafana itself does not run in the tests: it has no Debian package, no PyPI/npm server build, and the Go
+module proxy refuses `github.com/grafana/grafana` (HTTP 403), so its provisioning is checked against the
+documented fields (`tests/static/test_grafana_provisioning.py`) and the dashboards through the SDK's
+schema (grafana-foundation-sdk builds schema version 41 JSON).
+"""
+
 
 def boards(rules_dir: Path = RULES_DIR) -> list[Board]:
     r = Rules(rules_dir)
@@ -56,7 +80,7 @@ def render(rules_dir: Path = RULES_DIR) -> dict[Path, str]:
     for b in bs:
         files[OUT / b.folder / f"{b.uid}.json"] = json.dumps(b.to_json(), indent=2, sort_keys=True) + "\n"
     from lib import questions_md
-    files[DOC] = DOC_HEAD + questions_md(bs)
+    files[DOC] = DOC_HEAD + questions_md(bs) + DOC_TAIL
     return files
 
 

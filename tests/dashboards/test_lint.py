@@ -232,3 +232,21 @@ def test_traceql_shape():
                 assert q.expr.count("{") == q.expr.count("}") and q.expr.count("(") == q.expr.count(")"), q.where
                 assert re.match(r"\{\s*(resource|span|\.)", q.expr.strip()), q.where
     assert n >= 1
+
+
+def test_links_resolve():
+    """Runbook links name a file in runbooks/; dashboard links name a provisioned dashboard."""
+    problems = []
+    for uid, d in DASHBOARDS.items():
+        links = list(d.get("links", []))
+        for p in dashlib.panels(d):
+            links += p.get("links", [])
+        for link in links:
+            url = link.get("url", "")
+            m = re.match(r"https://github.com/obs-stack/obs-stack/blob/main/(runbooks/.+|prometheus/.+)$", url)
+            if m and not (dashlib.ROOT / m.group(1)).exists():
+                problems.append(f"{uid}: link {link['title']!r} -> missing {m.group(1)}")
+            m = re.match(r"/d/([\w-]+)", url)
+            if m and m.group(1) not in DASHBOARDS:
+                problems.append(f"{uid}: link {link['title']!r} -> no dashboard {m.group(1)}")
+    assert not problems, "\n".join(problems)
