@@ -29,6 +29,14 @@ def _deploys(b: Board) -> Board:
                       'service=~"$service"}', "blue", "{{service}} deploying")
 
 
+LLM_P95 = "service_environment_operation_model:gen_ai_client_operation_duration_seconds:p95_rate5m"
+
+
+def _llm_th(r: Rules) -> tuple[Th | None, list]:
+    steps = r.steps_if_defined("LLMHighLatency", LLM_P95)
+    return (th_alert(steps) if steps else None), runbook_links(steps)
+
+
 def db_error_ratio(sel: str, window: str = "$__rate_interval") -> str:
     """Failed / all queries. Inline rather than the recording rule, which has no series until a first
     query fails (its numerator is empty): here a healthy database shows 0."""
@@ -224,10 +232,10 @@ def api_performance(r: Rules) -> Board:
           [P(f"service_environment:database_query_duration_seconds:p95_rate5m{{{SE}}}", "{{service}}",
              instant=True)], th_alert(slow), runbook_links(slow), w=6, h=5),
         S("stat", "LLM call p95", "95th percentile duration of LLM calls (OTel GenAI "
-          "gen_ai.client.operation.duration).", "s",
+          "gen_ai.client.operation.duration); LLMHighLatency threshold when that alert is defined.", "s",
           [P(f"histogram_quantile(0.95, sum by (le) "
              f"(rate(gen_ai_client_operation_duration_seconds_bucket{{{SE}}}[$__rate_interval])))", "p95",
-             instant=True)], w=6, h=5),
+             instant=True)], *_llm_th(r), w=6, h=5),
         S("stat", "LLM call error ratio", "Share of LLM calls that ended with an error type.", "percentunit",
           [P(f'(sum(rate(gen_ai_client_operation_duration_seconds_count{{{SE}, error_type!=""}}[$__rate_interval])) '
              f"or vector(0)) / sum(rate(gen_ai_client_operation_duration_seconds_count{{{SE}}}[$__rate_interval]))",
@@ -371,10 +379,11 @@ def cost(r: Rules) -> Board:
         S("bargauge", "Tokens by model (time range)", "Tokens per model and type over the range.", "short",
           [P(f"sum by (model, token_type) (increase(llm_tokens_total{{{F}}}[$__range]))",
              "{{model}} {{token_type}}", instant=True)], w=8),
-        S("timeseries", "LLM call p95 by model", "95th percentile LLM call duration per model (OTel GenAI).", "s",
+        S("timeseries", "LLM call p95 by model", "95th percentile LLM call duration per model (OTel GenAI); "
+          "LLMHighLatency threshold dashed when that alert is defined.", "s",
           [P(f"histogram_quantile(0.95, sum by (gen_ai_request_model, le) "
              f"(rate(gen_ai_client_operation_duration_seconds_bucket{{{SE}}}[$__rate_interval])))",
-             "{{gen_ai_request_model}}")], w=8),
+             "{{gen_ai_request_model}}")], *_llm_th(r), w=8),
     )
     return b
 

@@ -99,8 +99,10 @@ def stale(files: dict[Path, str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="fail if the committed files are not what the code generates")
+    ap.add_argument("--rules", type=Path, default=RULES_DIR, help="rule files to read thresholds from "
+                    "(default prometheus/rules)")
     args = ap.parse_args(argv)
-    files = render()
+    files = render(args.rules)
     if args.check:
         problems = stale(files)
         for p in problems:

@@ -80,6 +80,13 @@ class Rules:
         out.sort(key=lambda s: SEVERITY_ORDER.index(s.severity))
         return out
 
+    def steps_if_defined(self, alert: str, metric: str | None = None) -> list[Step]:
+        """steps() for an alert that may not exist (yet): [] without it, so the panel has no threshold
+        until the rule lands, and picks it up at the next generation."""
+        if not any(r["alert"] == alert for r in self.alerts):
+            return []
+        return self.steps(alert, metric)
+
     def severity(self, alert: str) -> str:
         return self._alerts(alert)[0]["labels"]["severity"]
 
