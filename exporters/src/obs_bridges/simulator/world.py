@@ -17,7 +17,23 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 
-GH_CONCLUSIONS = [("success", 80), ("failure", 12), ("cancelled", 5), ("skipped", 3)]
+# Default outcome rates: a calm, healthy demo world. Everything that the alert rules treat as critical or
+# high (a failed Railway deployment, a failed Vercel production deployment, a failed deploy workflow, the
+# Supabase database down) does not happen by itself; scenarios (/_control/scenario, /_control/inject,
+# /_control/supabase/project) or the SIM_* knobs below raise them. What stays is ordinary noise that at
+# most raises a medium or low alert: CI runs and preview deployments that fail now and then, short health
+# blips of the non-database Supabase services.
+DEFAULT_RATES = {
+    "github_failure": 0.06,          # CI / Nightly runs that fail (GitHubWorkflowFailureRateHigh is medium)
+    "github_deploy_failure": 0.0,    # deploy/release workflows: a failure is GitHubDeployWorkflowFailed (high)
+    "vercel_preview_error": 0.03,    # preview deployments in ERROR (low alert)
+    "vercel_production_error": 0.0,  # production deployments in ERROR (VercelDeploymentFailed, high)
+    "railway_failure": 0.0,          # Railway builds that fail (RailwayDeploymentFailed, high)
+    "railway_crash": 0.0,            # Railway deployments that crash after going live (same alert)
+    "supabase_incident": 0.0,        # 5-minute windows a Supabase service (db included) is UNHEALTHY
+    "supabase_minor_incident": 0.003,  # ... of the non-database services only (no alert reads them)
+}
+GH_DEPLOY_WORKFLOW = ("deploy", "release")
 GH_EVENTS = [("push", 50), ("pull_request", 35), ("schedule", 10), ("workflow_dispatch", 5)]
 GH_WORKFLOWS = [("CI", ".github/workflows/ci.yml", ["build", "test", "lint"]),
                 ("Deploy", ".github/workflows/deploy.yml", ["deploy"]),
@@ -153,14 +169,18 @@ class RwDeployment:
 class World:
     def __init__(self, seed: int = 42, github_repos: int = 3, vercel_projects: int = 3, railway_projects: int = 2,
                  supabase_projects: int = 2, history_hours: float = 6.0, gh_rate: float = 2.0,
-                 vc_rate: float = 2.0, rw_rate: float = 1.0, time_scale: float = 1.0, now: float | None = None):
+                 vc_rate: float = 2.0, rw_rate: float = 1.0, time_scale: float = 1.0, now: float | None = None,
+                 outcome_rates: dict | None = None):
         self.seed = seed
         self.lock = threading.RLock()
         self.offset = 0.0
         self.rng = random.Random(seed)
         self.inject_rng = random.Random(seed + 1)
         self.time_scale = time_scale
-        self.sb_incident_rate = 0.02
+        rates = {**DEFAULT_RATES, **(outcome_rates or {})}
+        self.sb_incident_rate = rates["supabase_incident"]
+        self.sb_minor_incident_rate = rates["supabase_minor_incident"]
+        self.outcome_rates = {k: v for k, v in rates.items() if not k.startswith("supabase")}
         self.rates = {"github": gh_rate, "vercel": vc_rate, "railway": rw_rate}
         self.fail_all: dict[str, bool] = {"github": False, "vercel": False, "railway": False}
         start = (now if now is not None else time.time()) - history_hours * 3600
@@ -254,7 +274,10 @@ class World:
             queue, dur = durations
         else:
             queue, dur = self.scale(rng.uniform(3, 90)), None
-        concl = conclusion or ("failure" if self.fail_all["github"] else _pick(rng, GH_CONCLUSIONS))
+        deploy = any(k in wname.lower() for k in GH_DEPLOY_WORKFLOW)
+        fail_p = self.outcome_rates["github_deploy_failure" if deploy else "github_failure"]
+        concl = conclusion or ("failure" if self.fail_all["github"] else _pick(rng, [
+            ("success", max(0.0, 0.92 - fail_p)), ("failure", fail_p), ("cancelled", 0.05), ("skipped", 0.03)]))
         started = t + queue
         jobs, end = [], started
         for k, jn in enumerate(jobnames):
@@ -308,8 +331,9 @@ class World:
         pid, pname = project or rng.choice(self.vc_projects)
         target = _pick(rng, [("production", 30), (None, 70)])
         queue, build = durations or (self.scale(rng.uniform(1, 60)), self.scale(rng.uniform(20, 400)))
+        err_p = self.outcome_rates["vercel_production_error" if target == "production" else "vercel_preview_error"]
         out = outcome or ("ERROR" if self.fail_all["vercel"] else
-                          _pick(rng, [("READY", 85), ("ERROR", 10), ("CANCELED", 5)]))
+                          _pick(rng, [("READY", max(0.0, 0.97 - err_p)), ("ERROR", err_p), ("CANCELED", 0.03)]))
         d = VcDeployment("dpl_" + "%024x" % rng.getrandbits(96), pid, pname, target, t, t + queue,
                          t + queue + build, out, "%040x" % rng.getrandbits(160),
                          "main" if target == "production" else f"feature/{rng.choice(WORDS)}")
@@ -341,8 +365,10 @@ class World:
             proj = rng.choice(self.rw_projects)
             sid = rng.choice(proj["services"])[0]
             eid = rng.choice(proj["envs"])[0]
+        fail_p, crash_p = self.outcome_rates["railway_failure"], self.outcome_rates["railway_crash"]
         out = outcome or ("FAILED" if self.fail_all["railway"] else
-                          _pick(rng, [("SUCCESS", 85), ("FAILED", 12), ("CRASHED", 3)]))
+                          _pick(rng, [("SUCCESS", max(0.0, 1.0 - fail_p - crash_p)), ("FAILED", fail_p),
+                                      ("CRASHED", crash_p)]))
         steps, cur = [], t + (0.5 if fast else self.scale(rng.uniform(2, 20)))
         plan = RW_STEPS_BUILD + ([] if out == "FAILED" else RW_STEPS_DEPLOY)
         for s in plan:
@@ -425,6 +451,8 @@ class World:
             return "COMING_UP"
         if service in p["unhealthy"]:
             return "UNHEALTHY"
-        # a short random incident: 2% of 5-minute buckets per service
+        # short random incidents: a share of 5-minute buckets per service (none by default for the
+        # database: DatabaseDown pages; SIM_SUPABASE_INCIDENT_RATE turns them on for every service)
+        rate = self.sb_incident_rate if service == "db" else max(self.sb_incident_rate, self.sb_minor_incident_rate)
         bucket = int(now // 300)
-        return "UNHEALTHY" if noise(self.seed, ref, service, bucket) < self.sb_incident_rate else "ACTIVE_HEALTHY"
+        return "UNHEALTHY" if noise(self.seed, ref, service, bucket) < rate else "ACTIVE_HEALTHY"
