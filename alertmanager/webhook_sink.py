@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -125,9 +126,18 @@ def make_handler(store: Store):
 
 
 def serve(host: str, port: int, keep: int) -> ThreadingHTTPServer:
-    srv = ThreadingHTTPServer((host, port), make_handler(Store(keep)))
-    srv.daemon_threads = True
-    return srv
+    v6 = ":" in host  # "::" on Railway's private network: dual stack, IPv4 accepted too
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if v6 else socket.AF_INET
+
+        def server_bind(self):
+            if v6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    return Server((host, port), make_handler(Store(keep)))
 
 
 def main() -> None:

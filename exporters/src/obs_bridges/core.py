@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -361,9 +362,22 @@ def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
 
         do_HEAD = do_GET
 
+    return make_http_server(addr, port, Handler)
+
+
+def make_http_server(addr: str, port: int, handler) -> ThreadingHTTPServer:
+    """A threading HTTP server on addr; an IPv6 address (e.g. "::", Railway's private network) gets a
+    dual-stack socket that accepts IPv4 too."""
+    v6 = ":" in addr
+
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        address_family = socket.AF_INET6 if v6 else socket.AF_INET
 
-    srv = Server((addr, port), Handler)
-    return srv
+        def server_bind(self):
+            if v6:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    return Server((addr, port), handler)

@@ -8,10 +8,11 @@ import json
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: F401 (type in signature)
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from obs_bridges import log
+from obs_bridges.core import make_http_server
 from obs_bridges.simulator import railway_gql
 from obs_bridges.simulator.world import DEFAULT_RATES, SB_SERVICES, World
 
@@ -795,11 +796,7 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
         def do_HEAD(self):
             self.handle_any("HEAD")
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-
-    srv = Server((addr, port), Handler)
+    srv = make_http_server(addr, port, Handler)
     srv.sim_state = state
 
     def ticker():

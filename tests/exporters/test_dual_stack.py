@@ -1,0 +1,59 @@
+"""LISTEN_ADDR=:: (Railway's private network, IPv6 in legacy environments) serves IPv6 and IPv4 alike:
+the bridges, the simulator and the demo webhook sink."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ok(url: str, proc: subprocess.Popen, timeout: float = 20) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else proc.returncode
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read()
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {timeout} s")
+
+
+@pytest.fixture
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+
+
+@pytest.mark.parametrize("argv,env,path", [
+    ([sys.executable, "-m", "obs_bridges", "simulator"], {}, "/healthz"),
+    ([sys.executable, str(ROOT / "alertmanager" / "webhook_sink.py")], {}, "/healthz"),
+], ids=["simulator", "webhook-sink"])
+def test_listens_on_both_families(ipv6_loopback, argv, env, path):
+    port = free_port()
+    envs = {"PATH": "/usr/bin:/bin", "LISTEN_ADDR": "::", "LISTEN_PORT": str(port), "SINK_HOST": "::",
+            "SINK_PORT": str(port), **env}
+    proc = subprocess.Popen(argv, env={**envs, "PYTHONPATH": ":".join(sys.path)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_ok(f"http://[::1]:{port}{path}", proc)
+        wait_ok(f"http://127.0.0.1:{port}{path}", proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
