@@ -9,6 +9,20 @@ from rules import Rules, Step
 UP_MAP = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
                                          "1": {"text": "UP", "color": "green", "index": 1}}}]
 BRIDGES = "(railway|vercel|supabase|github)"
+BRIDGE_NAMES = ("railway", "vercel", "supabase", "github")
+
+
+def _rate_each(names: list[str], sel: str = "", window: str = "$__rate_interval") -> str:
+    """`rate(a[w]) or rate(b[w]) ...`: one rate() per metric name. A single rate({__name__=~"a|b"}) fails
+    ("vector cannot contain metrics with the same labelset") when two of its series share their labels once
+    the name is dropped."""
+    m = f"{{{sel}}}" if sel else ""
+    return " or ".join(f"rate({n}{m}[{window}])" for n in names)
+
+
+def _otelcol(name: str) -> list[str]:
+    """Both spellings of a collector counter: 0.162.0 exposes it without `_total`, older builds with it."""
+    return [name, name + "_total"]
 
 
 def _ratelimit_panel(platform_re: str, job_re: str, step: list[Step], w: int = 12) -> S:
@@ -372,10 +386,12 @@ def exporters(r: Rules) -> Board:
           th_floor(1, upstream[0]), runbook_links(upstream), minv=0, maxv=1),
         S("timeseries", "Poll errors by reason", "Failed polls per second by upstream and reason (0 when none).",
           "ops",
-          [P(f'sum by (job, upstream, reason) (rate({{__name__=~"{BRIDGES}_exporter_poll_errors_total", {J}}}'
-             f'[$__rate_interval])) or sum by (job) ({{__name__=~"{BRIDGES}_up", {J}}}) * 0', "{{job}} {{upstream}} {{reason}}")]),
+          [P(f'sum by (job, upstream, reason) ('
+             + _rate_each([f"{b}_exporter_poll_errors_total" for b in BRIDGE_NAMES], J)
+             + f') or sum by (job) ({{__name__=~"{BRIDGES}_up", {J}}}) * 0', "{{job}} {{upstream}} {{reason}}")]),
         S("timeseries", "API requests by endpoint and code", "Requests to the platform APIs per second.", "reqps",
-          [P(f'sum by (job, endpoint, code) (rate({{__name__=~"{BRIDGES}_api_requests_total", {J}}}[$__rate_interval]))',
+          [P("sum by (job, endpoint, code) ("
+             + _rate_each([f"{b}_api_requests_total" for b in BRIDGE_NAMES], J) + ")",
              "{{job}} {{endpoint}} {{code}}")]),
         S("timeseries", "Poll duration", "Duration of the last poll per upstream.", "s",
           [P(f'{{__name__=~"{BRIDGES}_exporter_poll_duration_seconds", {J}}}', "{{job}} {{upstream}}")]),
@@ -446,12 +462,12 @@ def stack(r: Rules) -> Board:
     b.add(
         S("timeseries", "Collector intake", "Spans and log records accepted per second by the collector's OTLP "
           "receiver.", "ops",
-          [P('sum(rate({__name__=~"otelcol_receiver_accepted_spans(_total)?"}[$__rate_interval]))', "spans"),
-           P('sum(rate({__name__=~"otelcol_receiver_accepted_log_records(_total)?"}[$__rate_interval]))',
+          [P(f"sum({_rate_each(_otelcol('otelcol_receiver_accepted_spans'))})", "spans"),
+           P(f"sum({_rate_each(_otelcol('otelcol_receiver_accepted_log_records'))})",
              "log records")], w=8),
         S("timeseries", "Collector refused items", "Items the OTLP receiver refused (memory limiter, bad "
           "payloads) per signal; CollectorRefusingData fires on any. The demo sends no OTLP metrics (0).", "ops",
-          [P(f'sum by (receiver) (rate({{__name__=~"otelcol_receiver_refused_{sig}(_total)?"}}[$__rate_interval]))'
+          [P(f"sum by (receiver) ({_rate_each(_otelcol(f'otelcol_receiver_refused_{sig}'))})"
              + (" or vector(0)" if sig == "metric_points" else ""), f"{{{{receiver}}}} {sig.replace('_', ' ')}")
            for sig in ("spans", "log_records", "metric_points")], th_alert(refused),
           runbook_links(refused + r.steps("CollectorExportFailing")), w=8),

@@ -69,6 +69,25 @@ def counter_problems(expr: str) -> list[str]:
     return out
 
 
+def series_name_problems(expr: str) -> list[str]:
+    """Two ways a query breaks on real data (shared by the dashboards lint):
+    - rate()/increase() over a {__name__=~"a|b"} selector that can match several names: once rate() drops
+      the name, two series with the same other labels fail the whole query ("vector cannot contain metrics
+      with the same labelset"). Use one rate() per name, joined with `or` (label_replace for a label).
+    - a collector counter spelled only `otelcol_..._total`: the collector (0.162.0) exposes its own counters
+      without the suffix; read both spellings (`rate(x[5m]) or rate(x_total[5m])`)."""
+    out = []
+    for m in re.finditer(RANGE_FUNCS + r'\s*\(\s*\{[^}]*__name__=~"([^"]*)"', expr):
+        if re.search(r"[|?*+.()\[\]]", m.group(1)):
+            out.append(f"{m.group(0)}...: rate over a multi-name selector; one rate() per name, joined with `or`")
+    names = set(re.findall(r"\botelcol_[A-Za-z0-9_]+", _strip_strings(expr)))
+    names |= {n for sel in re.findall(r'__name__=~?"([^"]*)"', expr) for n in re.findall(r"otelcol_\w+", sel)}
+    for n in sorted(names):
+        if n.endswith("_total") and n[:-len("_total")] not in names:
+            out.append(f"{n}: the collector exposes {n[:-len('_total')]} (no _total); read both spellings")
+    return out
+
+
 def offset_problems(expr: str) -> list[str]:
     """`offset` only on counters inside a rate-like function (never on gauges)."""
     out = []

@@ -25,6 +25,29 @@ def test_recording_rules_have_no_raw_counters(fname, group, rule):
     assert rp.counter_problems(rule["expr"]) + rp.offset_problems(rule["expr"]) == []
 
 
+@pytest.mark.parametrize("fname,group,rule", list(rp.load_rules()),
+                         ids=lambda x: x if isinstance(x, str) else None)
+def test_rules_read_series_names_that_exist_and_cannot_collide(fname, group, rule):
+    assert rp.series_name_problems(rule["expr"]) == []
+
+
+@pytest.mark.parametrize("expr", [
+    'sum by (job, receiver) (rate({__name__=~"otelcol_receiver_refused_(spans|metric_points|log_records)_total"}[5m])) > 0',
+    'sum(rate({__name__=~"otelcol_receiver_accepted_spans(_total)?"}[5m]))',
+    'sum by (job) (rate({__name__=~"(railway|vercel)_api_requests_total", job=~"$job"}[$__rate_interval]))',
+    'sum(rate(otelcol_exporter_send_failed_spans_total[5m])) > 0',
+])
+def test_series_name_check_catches_collisions_and_total_only_collector_names(expr):
+    assert rp.series_name_problems(expr)
+
+
+def test_series_name_check_accepts_one_rate_per_name():
+    assert rp.series_name_problems(
+        'label_replace(sum by (job) (rate(otelcol_receiver_refused_spans[5m]) or '
+        'rate(otelcol_receiver_refused_spans_total[5m])), "signal", "spans", "", "") > 0') == []
+    assert rp.series_name_problems('time() - max ({__name__=~"(a|b)_exporter_last_success_timestamp_seconds"})') == []
+
+
 def test_every_runbook_is_used_and_follows_the_template():
     used = {r["annotations"]["runbook_url"].rsplit("/", 1)[1] for _, _, r in ALERTS}
     files = {p.name for p in rp.RUNBOOKS.glob("*.md") if p.name != "README.md"}

@@ -180,6 +180,16 @@ def test_promql_rates_and_counters(uid):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("uid", IDS)
+def test_queries_read_collector_names_that_exist_and_cannot_collide(uid):
+    """No rate over a multi-name {__name__=~} selector, no `otelcol_..._total`-only name (the policy of
+    tests/alerting/rulepolicy.series_name_problems, applied to the dashboards)."""
+    from tests.alerting import rulepolicy as rp
+    problems = [f"{q.where}: {p}" for q in dashlib.queries(DASHBOARDS[uid]) if q.kind == "prometheus"
+                for p in rp.series_name_problems(q.expr)]
+    assert not problems, "\n".join(problems)
+
+
 def test_lint_catches_mistakes():
     """The lint's own checks on known-bad queries."""
     bad = {"sum(http_requests_total)": "counter", "rate(http_requests_total[5m])": "rate-window",
