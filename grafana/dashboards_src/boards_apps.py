@@ -38,8 +38,8 @@ def _llm_th(r: Rules) -> tuple[Th | None, list]:
 
 
 def db_error_ratio(sel: str, window: str = "$__rate_interval") -> str:
-    """Failed / all queries. Inline rather than the recording rule, which has no series until a first
-    query fails (its numerator is empty): here a healthy database shows 0."""
+    """Failed / all queries over the panel's window, with the same fallback as the recording rule
+    service_environment:database_queries:error_ratio_rate5m: a healthy database (no error series yet) shows 0."""
     fn = "rate" if window == "$__rate_interval" else "increase"
     return (f'(sum by (service) ({fn}(database_queries_total{{{sel}, status="error"}}[{window}])) '
             f"or sum by (service) ({fn}(database_queries_total{{{sel}}}[{window}])) * 0) "
