@@ -118,9 +118,9 @@ def _until(what: str, fn, deadline: float):
 
 def _make_stack() -> NativeStack:
     env = compose.read_env()
-    # The demo app reports as environment "prod" so the prod SLOs (slo/api.yml) have data; the compose
-    # default ("local") is covered by no SLO.
-    env["DEPLOYMENT_ENVIRONMENT"] = "prod"
+    # The demo app reports as environment "prod" (compose's DEMO_ENVIRONMENT knob) so the prod SLOs
+    # (slo/api.yml) have data; the compose default ("local") is covered by no SLO.
+    env["DEMO_ENVIRONMENT"] = "prod"
     st = NativeStack(SERVICES, env=env)
     secrets = compose.ROOT / "secrets"
     for b in BRIDGES:
