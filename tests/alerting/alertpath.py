@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from tests.e2e.smoke import poll  # noqa: F401 (used by the alerting tests through this module)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["prometheus", "alertmanager", "webhook-sink", "demo-app", "demo-loadgen"]
@@ -25,21 +26,6 @@ def query(prom: str, expr: str) -> list:
     r = get_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
     assert r["status"] == "success", r
     return r["data"]["result"]
-
-
-def poll(what: str, fn, timeout: float, every: float = 0.5):
-    """fn() until truthy; AssertionError with the last value after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 def notifications(sink: str, receiver: str | None = None) -> list[dict]:

@@ -22,7 +22,9 @@ import yaml
 from tests.dashboards import dashlib
 from tests.dashboards.test_lint import _selectors
 from tests.harness import compose
-from tests.harness.stack import NativeStack, StackError
+from tests.conftest import running_stack
+from tests.e2e.smoke import poll
+from tests.harness.stack import NativeStack
 
 SERVICES = ["prometheus", "loki", "otelcol", "alertmanager", "webhook-sink", "simulator", "railway-exporter",
             "vercel-exporter", "supabase-exporter", "github-exporter", "demo-app", "demo-loadgen",
@@ -104,16 +106,7 @@ def _has_value(result: list) -> bool:
 
 
 def _until(what: str, fn, deadline: float):
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(2)
-    raise AssertionError(f"no {what} within the deadline; last: {last!r}")
+    return poll(what, fn, timeout=max(1.0, deadline - time.monotonic()), every=2)
 
 
 def _make_stack() -> NativeStack:
@@ -141,16 +134,7 @@ def _make_stack() -> NativeStack:
 
 @pytest.fixture(scope="module")
 def live():
-    reason = NativeStack.unavailable_reason()
-    if reason:
-        pytest.skip(f"native stack: {reason}")
-    st = _make_stack()
-    try:
-        st.start()
-    except StackError as e:
-        st.stop()
-        pytest.fail(f"native stack did not start: {e}")
-    try:
+    with running_stack(_make_stack()) as st:
         lv = Live(st)
         deadline = time.monotonic() + DATA_DEADLINE
         # Each bridge seeds its deployment/run history at its first poll (never counted); what finishes
@@ -178,8 +162,6 @@ def live():
             "count_over_time(slo:period_error_budget_remaining:ratio[10m]) >= 2"), deadline)
         lv.ready_after = time.time() - lv.started
         yield lv
-    finally:
-        st.stop()
 
 
 def _all_queries():
