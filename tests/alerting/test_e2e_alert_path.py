@@ -42,7 +42,13 @@ def _explained(a: dict) -> bool:
     # /api/chat (the fake LLM) is declared an llm route and left out of HTTP latency, but the demo's slow
     # /api/search and /api/reports keep its p95 near 450 ms, so the medium rung (500 ms, `for` 20m) may
     # go pending now and then; it cannot fire within this test.
-    return a["alertname"] == "APIHighLatency" and a.get("service") == "obs-demo"
+    if a["alertname"] == "APIHighLatency" and a.get("service") == "obs-demo":
+        return True
+    # The demo app answers a few percent of requests with 5xx by design (/api/reports, /api/chat), so the
+    # lower error-rate rungs (> 1 %, > 5 %; `for` 5m and longer) may go pending on a noisy minute; they
+    # cannot fire within this test, and the firing/critical/notification checks above still hold.
+    return (a["alertname"] == "APIHighErrorRate" and a.get("service") == "obs-demo"
+            and a.get("severity") in ("high", "medium", "low") and a.get("alertstate") == "pending")
 
 
 def test_healthy_then_api_down_pages_the_critical_receiver(stack):
