@@ -95,6 +95,10 @@ def test_link_pagination_and_etag_304(procs):
             and r["path"].endswith("/runs")]
     assert any("page=2" in r["query"] for r in reqs), "Link rel=next was followed"
     assert any("page=3" in r["query"] for r in reqs)
+    # The first page's URL must not move with the look-back window (a `created` filter would), or
+    # every repository would cost a counted (non-304) request each time the window moves.
+    first_pages = {r["query"] for r in reqs if "page=" not in r["query"].replace("per_page=", "")}
+    assert first_pages == {"per_page=5"}, first_pages
     t0 = time.time()
     wait_for(lambda: exp.polled("runs", t0 + 0.1), 10, what="a later poll")
     wait_for(lambda: any(r["status"] == 304 for r in sim.requests("github", since=t0)), 10, what="a 304")

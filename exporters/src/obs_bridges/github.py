@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
 from obs_bridges.httpclient import ApiClient, ApiError, decode_json, next_link
-from obs_bridges.parsing import ParseError, iso, lst, num, obj, s, to_iso
+from obs_bridges.parsing import iso, lst, num, obj, s
 
 REAL_URL = "https://api.github.com"
 RUN_STATUSES_ACTIVE = ["queued", "in_progress", "waiting", "requested", "pending"]
@@ -254,16 +254,14 @@ class GitHubExporter(core.Exporter):
         if not self.repos and self.x["orgs"]:
             self.poll_metadata(self.runs_client)
         now = time.time()
-        # window start quantised to the hour so the URL (and its ETag) stays the same between polls
-        start = int((now - self.x["lookback"]) // 3600 * 3600)
+        start = now - self.x["lookback"]
         errors: list[ApiError] = []
         job_budget = [self.x["max_job_fetches"]]
         for repo in list(self.repos):
             try:
                 if repo not in self.workflow_names:
                     self._fetch_workflows(repo, self.runs_client)
-                runs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs", "runs",
-                                     {"per_page": self.x["per_page"], "created": ">=" + to_iso(start)}, parse_runs)
+                runs = self._recent_runs(repo, start)
                 self._process_runs(repo, runs, job_budget)
             except ApiError as e:
                 if e.kind in ("auth", "ratelimit", "config"):
@@ -273,6 +271,25 @@ class GitHubExporter(core.Exporter):
         if errors:
             raise ApiError(errors[0].kind, f"{len(errors)} of {len(self.repos)} repositories failed; "
                            f"first: {errors[0]}", errors[0].status, errors[0].retry_after)
+
+    def _recent_runs(self, repo: str, start: float, max_pages: int = 50) -> list[Run]:
+        """Runs created since ``start``, newest first.
+
+        No ``created`` filter: the first page's URL never changes, so its ETag answers 304 (not counted
+        against the rate limit) until a run changes. A filter would move with the window and make every
+        repository cost a counted request each time it moves. Later pages are read only while the page
+        still reaches back into the window. What is kept and how deep pages are read use the same
+        bound, so every run in the window is read on every poll (seeded once, or counted once)."""
+        runs: list[Run] = []
+        url, p = f"/repos/{repo}/actions/runs", {"per_page": self.x["per_page"]}
+        for _ in range(max_pages):
+            resp, body = self.runs_client.request("GET", url, "runs", params=p, conditional=True)
+            page = parse_runs(decode_json(body, "github", "runs"))
+            runs.extend(r for r in page if r.created >= start)
+            url, p = next_link(resp.headers.get("Link")), None
+            if not url or not page or min(r.created for r in page) < start:
+                break
+        return runs
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
         by_key = {}
