@@ -1,8 +1,9 @@
 """The collector's pipelines on real binaries with the shipped config: a Loki outage of 60 s loses no
 log record (retries + file-backed sending queue).
 
-Tail sampling is not here: its processor needs go.opentelemetry.io's pkg/ottl, which the Go module proxy
-here refuses, so no collector with it can be built (README, Known gaps)."""
+Tail sampling is not here: its processor (contrib 0.162.0) needs contrib pkg/ottl/xottl and
+pkg/ottl/contexts/xprofile, which the Go module proxy here refuses, so no collector with it can be built
+(README, Known gaps)."""
 from __future__ import annotations
 
 import re
