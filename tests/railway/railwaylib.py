@@ -47,6 +47,12 @@ DEPLOYS: dict[str, Deploy] = {
     "demo-app": Deploy("demo/railway.toml"),
     "demo-loadgen": Deploy("demo/loadgen.railway.toml"),
 }
+# Railway-only services: optional extras with no compose counterpart (docs/railway.md). Their Dockerfile
+# and railway file are checked like the others (tests/railway/test_static.py), minus the compose comparisons.
+RAILWAY_ONLY: dict[str, Deploy] = {
+    "auth-gateway": Deploy("scripts/railway/auth-gateway.railway.toml",
+                           dockerfile="scripts/railway/auth-gateway.Dockerfile"),
+}
 # Services whose start command is obs-start followed by the compose command.
 OBS_START_SERVICES = ["prometheus", "alertmanager", "loki", "tempo", "otelcol", "grafana", "blackbox-exporter"]
 

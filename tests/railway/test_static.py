@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.harness import compose
-from tests.railway.railwaylib import (DEPLOYS, OBS_START_IN_IMAGE, OBS_START_SERVICES, ROOT, dockerfile_instructions,
-                                     entrypoint, railway_config, railway_files, start_tokens)
+from tests.railway.railwaylib import (DEPLOYS, OBS_START_IN_IMAGE, OBS_START_SERVICES, RAILWAY_ONLY, ROOT,
+                                     dockerfile_instructions, entrypoint, railway_config, railway_files, start_tokens)
 
 ENV = compose.read_env()
 SERVICES = compose.services()
 RAW = compose.load_compose()["services"]
-DOCKERFILES = sorted({d.dockerfile for d in DEPLOYS.values() if d.dockerfile}
+DOCKERFILES = sorted({d.dockerfile for d in (*DEPLOYS.values(), *RAILWAY_ONLY.values()) if d.dockerfile}
                      | {"exporters/Dockerfile", "demo/Dockerfile"})
 OWN_DOCKERFILES = {s: d.dockerfile for s, d in DEPLOYS.items() if d.dockerfile}
 
@@ -141,8 +141,9 @@ def test_railway_file_parses_and_names_an_existing_dockerfile(path):
     assert set(build) <= BUILD_KEYS, set(build) - BUILD_KEYS
     assert set(deploy) <= DEPLOY_KEYS, set(deploy) - DEPLOY_KEYS
     assert build["builder"] == "DOCKERFILE"
-    roots = {d.root_dir for d in DEPLOYS.values() if d.railway_file == path}
-    assert len(roots) == 1, f"{path} is not used by any compose service (or with two root directories)"
+    roots = {d.root_dir for d in (*DEPLOYS.values(), *RAILWAY_ONLY.values()) if d.railway_file == path}
+    assert len(roots) == 1, (f"{path} is not used by any compose service nor listed in RAILWAY_ONLY "
+                             f"(or with two root directories)")
     dockerfile = ROOT / roots.pop() / build["dockerfilePath"]
     assert dockerfile.is_file(), f"{path}: dockerfilePath {build['dockerfilePath']} does not exist"
     assert deploy["restartPolicyType"] in RESTART_POLICIES
@@ -170,5 +171,38 @@ def test_railway_json_schema_shape():
 def test_docs_describe_every_variable_obs_start_reads():
     text = (ROOT / "scripts" / "railway" / "obs-start").read_text()
     names = set(re.findall(r"\$\{?((?:API|OBS|GF)_[A-Z_]+)", text)) - {"OBS_SERVICE_NAMES"}
+    missing = sorted(n for n in names if n not in DOCS)
+    assert not missing, f"docs/railway.md does not describe {missing}"
+
+
+@pytest.mark.parametrize("service", sorted(RAILWAY_ONLY))
+def test_railway_only_image(service):
+    """A Railway-only service (no compose service to compare with): baked files exist, it runs as a
+    non-root numeric user, its ENTRYPOINT is the railway startCommand, its PORT default is the port it
+    exposes, and Railway's healthcheck has a path."""
+    d = RAILWAY_ONLY[service]
+    assert service not in SERVICES, f"{service} is a compose service: list it in DEPLOYS instead"
+    ins = dockerfile_instructions(d.dockerfile)
+    for i, a in ins:
+        if i == "COPY" and not a.startswith("--from"):
+            src = a.split()[-2]
+            assert (ROOT / src).is_file(), f"{d.dockerfile}: COPY {src}: no such file in the repo"
+    users = [a for i, a in ins if i == "USER"]
+    assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"{d.dockerfile} must run as a non-root uid:gid"
+    deploy = railway_config(d.railway_file)["deploy"]
+    assert entrypoint(d.dockerfile) == shlex.split(deploy["startCommand"])
+    env = {}
+    for i, a in ins:
+        if i == "ENV":
+            env.update(part.split("=", 1) for part in shlex.split(a))
+    assert [a for i, a in ins if i == "EXPOSE"] == [env["PORT"]]
+    assert deploy["healthcheckPath"].startswith("/")
+    assert f"`{service}`" in DOCS or service in DOCS
+
+
+def test_docs_describe_every_gateway_variable():
+    text = (ROOT / "scripts" / "railway" / "auth_gateway.py").read_text()
+    names = set(re.findall(r"\b(GATEWAY_[A-Z_]+)", text))
+    assert "GATEWAY_PASSWORD" in names and "GATEWAY_UPSTREAM" in names
     missing = sorted(n for n in names if n not in DOCS)
     assert not missing, f"docs/railway.md does not describe {missing}"
