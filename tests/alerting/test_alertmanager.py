@@ -3,26 +3,16 @@ Alertmanager run proving inhibition and delivery to the local webhook sink."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 import urllib.request
-from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, require_tool, running_stack
 
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
-sys.path.insert(0, str(ROOT / "alertmanager"))
-import webhook_sink  # noqa: E402
-
-SINK_PORT = 9097  # the port alertmanager.yml posts to (http://webhook-sink:9097)
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess:
@@ -97,12 +87,6 @@ def test_route_mismatch_fails():
 
 # ---------------------------------------------------------------- real Alertmanager run
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=3) as r:
         return json.loads(r.read())
@@ -129,106 +113,40 @@ def wait_for(pred, timeout: float, what: str, interval: float = 0.25):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-class SinkThread:
-    def __init__(self, port: int):
-        try:
-            self.srv = webhook_sink.serve("127.0.0.1", port, 500)
-        except OSError as e:
-            pytest.fail(f"webhook sink cannot bind 127.0.0.1:{port} (the port alertmanager.yml uses): {e}")
-        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.t.start()
-        self.url = f"http://127.0.0.1:{port}"
+class Sink:
+    """The compose webhook-sink service (alertmanager/webhook_sink.py, SINK_PORT 9097) as the harness runs
+    it: in its own network namespace, so port 9097 is its own and two test runs on one machine never meet."""
+
+    def __init__(self, url: str):
+        self.url = url
 
     def notifications(self) -> list[dict]:
         return _get(self.url + "/notifications")
 
-    def close(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
-class ServiceViewAlertmanager:
-    """The real alertmanager binary with the shipped config byte-for-byte at /etc/alertmanager (the
-    compose mounts, via the harness's launch.py), on the host's loopback, with an /etc/hosts naming
-    webhook-sink 127.0.0.1. Only the listen address differs from compose (a free 127.0.0.1 port).
-    The templates mount is added here as requested for compose (./alertmanager/templates)."""
-
-    def __init__(self):
-        from tests.harness import compose
-        from tests.harness.stack import LAUNCH, NativeStack
-        reason = NativeStack.unavailable_reason()
-        if reason:
-            pytest.skip(f"service-view alertmanager: {reason}")
-        binary = require_tool("alertmanager", "alertmanager")
-        svc = compose.services()["alertmanager"]
-        self.port = _free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="obs-am-"))
-        u, _, g = (svc.user or "65534:65534").partition(":")
-        uid, gid = int(u), int(g or u)
-        mounts = []
-        for m in svc.mounts:
-            if m.kind == "volume":
-                d = self.tmp / "vol" / m.source
-                d.mkdir(parents=True)
-                os.chown(d, uid, gid)
-                mounts.append({"source": str(d), "target": m.target, "is_dir": True, "read_only": False})
-            else:
-                mounts.append({"source": m.source, "target": m.target, "is_dir": Path(m.source).is_dir(),
-                               "read_only": m.read_only})
-        if not any(m["target"] == "/etc/alertmanager/templates" for m in mounts):
-            mounts.append({"source": str(ROOT / "alertmanager" / "templates"),
-                           "target": "/etc/alertmanager/templates", "is_dir": True, "read_only": True})
-        mounts.append({"source": str(binary.parent), "target": "/opt/obs-bin", "is_dir": True, "read_only": True})
-        argv = ["/opt/obs-bin/alertmanager"]
-        for a in svc.command:
-            argv.append(f"--web.listen-address=127.0.0.1:{self.port}" if a.startswith("--web.listen-address") else a)
-        spec = {"root": str(self.tmp / "root"), "upper": str(self.tmp / "upper"), "work": str(self.tmp / "work"),
-                "hosts": "127.0.0.1\tlocalhost webhook-sink\n", "mounts": mounts, "argv": argv,
-                "env": {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}, "uid": uid, "gid": gid, "cwd": "/"}
-        (self.tmp / "spec.json").write_text(json.dumps(spec))
-        self.log = open(self.tmp / "am.log", "wb")
-        self.proc = subprocess.Popen(["unshare", "--mount", sys.executable, str(LAUNCH), str(self.tmp / "spec.json")],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-        try:
-            wait_for(self._ready, 30, "alertmanager /-/ready")
-        except AssertionError:
-            self.close()
-            raise
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited: {self.log_tail()}")
-        with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
-            return r.status == 200
-
-    def log_tail(self) -> str:
-        return (self.tmp / "am.log").read_text(errors="replace")[-3000:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-        subprocess.run(["umount", "-R", str(self.tmp / "root")], capture_output=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
 
 @pytest.fixture
 def am_and_sink():
-    sink = SinkThread(SINK_PORT)
-    try:
-        am = ServiceViewAlertmanager()
-    except BaseException:
-        sink.close()
-        raise
-    yield am, sink
-    am.close()
-    sink.close()
+    """The real alertmanager binary and the webhook sink as compose runs them (tests/harness): the shipped
+    config byte-for-byte at /etc/alertmanager with the compose mounts (templates, secrets), each service in
+    its own network namespace with an /etc/hosts naming the compose services. Alertmanager therefore posts
+    to the URLs written in alertmanager.yml (http://webhook-sink:9097/alerts/<receiver>) unchanged, and no
+    fixed host port is bound."""
+    from tests.harness.stack import NativeStack
+    require_tool("alertmanager", "alertmanager")
+    with running_stack(NativeStack(["alertmanager", "webhook-sink"])) as st:
+        am = SimpleNamespace(url=st.url("alertmanager", 9093))
+        yield am, Sink(st.url("webhook-sink", 9097))
+
+
+def test_sink_is_reached_by_the_configured_url():
+    """What the fixture relies on: every always-on receiver posts to the compose service name and the port
+    the sink service listens on, so the harness's /etc/hosts entry is what routes the real sends."""
+    import yaml
+    urls = [w["url"] for r in yaml.safe_load(CONFIG.read_text())["receivers"] for w in r.get("webhook_configs", [])]
+    assert urls and all(u.startswith("http://webhook-sink:9097/alerts/") for u in urls), urls
+    from tests.harness import compose
+    sink = compose.services()["webhook-sink"]
+    assert sink.environment.get("SINK_PORT") == "9097" and sink.health_url.endswith(":9097/healthz")
 
 
 def alert(name: str, severity: str, **labels) -> dict:
