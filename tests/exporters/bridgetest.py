@@ -1,4 +1,11 @@
-"""Helpers and the `procs` fixture: the simulator and exporters as subprocesses on 127.0.0.1 with free ports, always torn down."""
+"""Helpers and the `procs` fixture: the simulator and exporters as subprocesses on 127.0.0.1 with free ports, always torn down.
+
+Teardown kills each process's whole process group (every process is started in its own session), also
+when a test fails mid-start or a readiness wait times out (that process is stopped at once, its log in the
+failure). The fixture then checks that no process of those groups is left and errors the test if one is.
+When the test process itself dies (killed by a runner's timeout, SIGKILL, os._exit), the kernel kills every
+started process: each is exec'd with PR_SET_PDEATHSIG=SIGKILL through a small launcher (the death signal
+follows the thread that started it, so start processes from the test's own thread)."""
 
 from __future__ import annotations
 
@@ -17,6 +24,42 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 PY = sys.executable
+
+# Runs before the real program: ask the kernel to SIGKILL this process when its parent (the pytest process)
+# dies, then exec the program (the death signal survives exec). Exits if the parent is already gone.
+_PDEATHSIG_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"  # PR_SET_PDEATHSIG
+    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed: errno %d' % ctypes.get_errno())\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('parent gone before exec')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n")
+
+
+def group_members(pgids) -> dict[int, str]:
+    """Live (non-zombie) processes whose process group is in `pgids`: pid -> command line."""
+    pgids = set(pgids)
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if fields[0] == "Z" or int(fields[2]) not in pgids:  # state, pgrp
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                out[int(d)] = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+    return out
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def free_port() -> int:
@@ -57,16 +100,23 @@ class Proc:
     def __init__(self, argv, env, port, log_path):
         self.port = port
         self.log_path = log_path
+        self._stopped = False
         self._log = open(log_path, "wb")
-        self.p = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        try:
+            self.p = subprocess.Popen([PY, "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *argv], env=env,
+                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        except BaseException:
+            self._log.close()
+            raise
+        self.pgid = self.p.pid  # start_new_session: the process leads its own group
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path, encoding="utf-8", errors="replace") as fh:
             return fh.read()
 
@@ -78,18 +128,27 @@ class Proc:
                 out.append(json.loads(line))  # every line must be JSON
         return out
 
-    def stop(self):
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.p.pid, signal.SIGKILL)
-                self.p.wait(timeout=5)
-        self._log.close()
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM to the whole process group, SIGKILL to whatever of it is left after `grace` seconds
+        (also when the leader has already exited); never raises, so one stop cannot skip the others."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.p.poll() is None:
+                _killpg(self.pgid, signal.SIGTERM)
+                try:
+                    self.p.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.p.poll() is None or group_members([self.pgid]):
+                _killpg(self.pgid, signal.SIGKILL)
+                try:
+                    self.p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass  # reported by the fixture's survivor check
+        finally:
+            self._log.close()
 
 
 class Sim(Proc):
@@ -153,6 +212,38 @@ def _base_env(extra: dict) -> dict:
     return env
 
 
+def _ready_or_stop(proc: Proc, fn, timeout: float, what: str) -> None:
+    """wait_for(fn); if it fails (or the wait is interrupted) the process is stopped at once and its log
+    tail is part of the failure."""
+    try:
+        wait_for(fn, timeout, what=what)
+    except AssertionError as e:
+        proc.stop()
+        raise AssertionError(f"{e}\nlog tail:\n{proc.logs()[-2000:]}") from None
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def stop_all(started: list[Proc], settle: float = 5.0) -> dict[int, str]:
+    """Stop every process (each stop is independent of the others), then return what is left of their
+    process groups after up to `settle` seconds (SIGKILLed once more); {} when teardown was clean."""
+    for p in reversed(started):
+        try:
+            p.stop()
+        except BaseException:  # noqa: BLE001 - stop() does not raise; never let one skip the others
+            pass
+    pgids = [p.pgid for p in started]
+    deadline = time.monotonic() + settle
+    left = group_members(pgids)
+    while left and time.monotonic() < deadline:
+        for g in pgids:
+            _killpg(g, signal.SIGKILL)
+        time.sleep(0.1)
+        left = group_members(pgids)
+    return left
+
+
 @pytest.fixture
 def procs(tmp_path):
     started: list[Proc] = []
@@ -164,8 +255,8 @@ def procs(tmp_path):
         s = Sim(argv, _base_env({}), port, str(tmp_path / f"sim-{port}.log"))
         started.append(s)
         if wait:
-            wait_for(lambda: http("GET", s.url + "/_control/health", timeout=1)[0] == 200, 20,
-                     what="simulator readiness")
+            _ready_or_stop(s, lambda: http("GET", s.url + "/_control/health", timeout=1)[0] == 200, 20,
+                           "simulator readiness")
         return s
 
     def start_exporter(platform: str, env: dict, wait_upstream: str | None = None, timeout=20.0) -> Exporter:
@@ -173,10 +264,10 @@ def procs(tmp_path):
         e = Exporter([PY, "-m", "obs_bridges", platform], _base_env({"LISTEN_PORT": port, **env}), port,
                      str(tmp_path / f"{platform}-{port}.log"))
         started.append(e)
-        wait_for(lambda: http("GET", e.url + "/healthz", timeout=1)[0] == 200, timeout,
-                 what=f"{platform} exporter readiness")
+        _ready_or_stop(e, lambda: http("GET", e.url + "/healthz", timeout=1)[0] == 200, timeout,
+                       f"{platform} exporter readiness")
         if wait_upstream:
-            wait_for(lambda: e.upstream_ok(wait_upstream), timeout, what=f"first {wait_upstream} poll")
+            _ready_or_stop(e, lambda: e.upstream_ok(wait_upstream), timeout, f"first {wait_upstream} poll")
         return e
 
     class P:
@@ -184,9 +275,12 @@ def procs(tmp_path):
         exporter = staticmethod(start_exporter)
         tmp = tmp_path
 
-    yield P
-    for p in reversed(started):
-        p.stop()
+    try:
+        yield P
+    finally:
+        left = stop_all(started)
+        if left:
+            pytest.fail(f"processes survived teardown (killed now): {left}")
 
 
 def new_tmp_file(content: str) -> str:
