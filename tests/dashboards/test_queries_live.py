@@ -36,14 +36,10 @@ POLL_SECONDS = "5"
 DATA_DEADLINE = 150.0
 
 # Queries that are legitimately empty on healthy demo data. Keep this short; every entry says why.
+# (Supabase's own metrics endpoint is scraped in the demo: job supabase-metrics-demo, targets and key written
+# by the simulator. The smoke panel has the simulator's "Smoke tests" workflow, run after each successful
+# Deploy, and the blackbox-smoke probe of the demo app.)
 ALLOWED_EMPTY = {
-    ("obs-database", "Postgres up (metrics endpoint)"):
-        "Supabase's own Prometheus endpoint (pg_up) is scraped only for real projects "
-        "(obs_bridges supabase-scrape-config); the simulator does not serve it",
-    ("obs-database", "Postgres connections / max_connections"):
-        "same Supabase metrics endpoint (connection_stats_connection_count)",
-    ("obs-deployments", "Smoke workflows and probes"):
-        "the demo has no workflow named *smoke* and no probe_group=smoke target",
     ("obs-slo", "Burn-rate alerts"):
         "burn-rate alerts exist only during an incident (multiwindow: 1 h and longer windows)",
 }
@@ -157,6 +153,9 @@ def live():
         _until("demo app traffic with 5xx and LLM calls", lambda: lv.prom_instant(
             'sum(increase(http_requests_total{status_code=~"5.."}[10m])) > 0 '
             "and on () sum(increase(llm_tokens_total[10m])) > 0"), deadline)
+        _until("Supabase's metrics endpoint scraped (demo job) and the smoke probe of the demo app", lambda:
+               lv.prom_instant('pg_up{job="supabase-metrics-demo", demo="true"}')
+               and lv.prom_instant('probe_success{job="blackbox-smoke", service="obs-demo"}'), deadline)
         _until("demo logs in Loki", lambda: lv.loki_range('{service_name="obs-demo"} | status_code=~"5.."'), deadline)
         _until("two evaluations of the SLO and budget rules", lambda: lv.prom_instant(
             "count_over_time(slo:period_error_budget_remaining:ratio[10m]) >= 2"), deadline)
@@ -207,7 +206,7 @@ def test_allowed_empty_list_is_current():
     panels = {(q.dashboard, q.panel) for q in _all_queries()}
     stale = set(ALLOWED_EMPTY) - panels
     assert not stale, f"ALLOWED_EMPTY names panels that no longer exist: {stale}"
-    assert len(ALLOWED_EMPTY) <= 5
+    assert len(ALLOWED_EMPTY) <= 1
 
 
 @pytest.mark.parametrize("q", [q for q in _all_queries() if q.kind == "tempo"], ids=lambda q: q.where)

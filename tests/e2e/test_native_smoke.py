@@ -42,7 +42,10 @@ def test_expected_targets_up(native_stack):
             job, health = t["labels"]["job"], t["health"]
             if job == "blackbox-http":
                 continue  # the probe's own result is checked below
-            service = t["labels"]["instance"].split(":")[0]
+            if "/probe?" in t["scrapeUrl"]:
+                service = "blackbox-exporter"  # a probe job's target is the exporter; its result is checked below
+            else:
+                service = t["labels"]["instance"].split(":")[0]
             service = "prometheus" if service == "localhost" else service
             want = "up" if service in running else "down"
             if health != want:
@@ -66,6 +69,25 @@ def test_expected_targets_up(native_stack):
             host = r["metric"]["instance"].split("//")[1].split(":")[0]
             want = 1.0 if host in running else 0.0
             assert float(r["value"][1]) == want, f"probe of {r['metric']['instance']}: {r['value'][1]}"
+        # The demo's post-deployment smoke probe: its result carries the service (metric relabelling), this
+        # job's `up` does not (it must not stand in for the demo app's own scrape in APIDown).
+        want = "1" if "demo-app" in running else "0"
+        smoke_probe = smoke.poll("the smoke probe of the demo app", lambda: smoke.prom_query(
+            prom, f'probe_success{{job="blackbox-smoke", probe_group="smoke", service="obs-demo"}} == {want}'),
+            timeout=45)
+        assert len(smoke_probe) == 1, smoke_probe
+        assert not smoke.prom_query(prom, 'up{job="blackbox-smoke", service!=""}')
+
+    # Supabase's own metrics endpoint, demo data: one target per simulated project from the files the
+    # simulator writes into the volume it shares with Prometheus (none without the simulator).
+    if "simulator" in running:
+        def demo_targets_up():
+            t = [t for t in smoke.get_json(f"{prom}/api/v1/targets?state=active")["data"]["activeTargets"]
+                 if t["labels"]["job"] == "supabase-metrics-demo"]
+            return t if len(t) == 2 and all(x["health"] == "up" for x in t) else None
+        demo = smoke.poll("both demo Supabase metrics targets up", demo_targets_up, timeout=45)
+        assert all(t["labels"]["demo"] == "true" for t in demo), demo
+        assert {t["labels"]["supabase_project"] for t in demo} == {"db-amber", "db-birch"}
 
 
 def test_rules_evaluated_and_alertmanager_discovered(native_stack):

@@ -9,17 +9,20 @@ and the four exporters (module.build, demo mode, OBS_DEMO_SIMULATOR_URL) run in 
 a fake time.time shared by both, advanced STEP_SECONDS per step. Each step polls every upstream that is
 due (the exporters' own intervals and backoff, as their background loops would), renders /metrics and
 records, like a scrape, every sample whose metric the alert rules read, with the scrape's
-`job`/`instance` labels and `up` 1. OUT.json: {"steps": n, "step_seconds": s, "series": {series selector: [values]}, "polls": ...} with
+`job`/`instance` labels and `up` 1; likewise Prometheus' demo scrape of the simulator's Supabase metrics
+endpoint (job supabase-metrics-demo, one target per project, basic auth with the service-role key). OUT.json: {"steps": n, "step_seconds": s, "series": {series selector: [values]}, "polls": ...} with
 None where a series was absent at that step.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import re
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +70,21 @@ def main(argv: list[str]) -> int:
     url = f"http://127.0.0.1:{srv.server_address[1]}"
     env = {"OBS_DEMO_SIMULATOR_URL": url, "LOG_LEVEL": "error"}
     exporters = {f"{m.__name__.rsplit('.', 1)[1]}-exporter": m.build(env) for m in (railway, vercel, supabase, github)}
+    # Prometheus' demo scrape of Supabase's own metrics endpoint (job supabase-metrics-demo), one target per project.
+    auth = "Basic " + base64.b64encode(f"service_role:{world.sb_service_role_key}".encode()).decode()
+    sb_targets = [(p["ref"], p["name"]) for p in world.sb_projects]
     wanted = rule_metric_names()
+
+    def parse(text: str) -> list[tuple]:
+        text = "\n".join(line for line in text.splitlines()
+                         if line and line[0] != "#" and re.split(r"[{ ]", line, 1)[0] in wanted)
+        return [(s.name, s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples]
+
+    def record(series: dict, step: int, job: str, instance: str, target: dict, samples: list) -> None:
+        for name, labels, value in samples:
+            lab = {**labels, **target, "job": job, "instance": instance}
+            key = name + "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(lab.items())) + "}"
+            series.setdefault(key, [None] * (steps + 1))[step] = value
     due = {(job, u.name): clock() + u.initial_delay for job, e in exporters.items() for u in e.upstreams}
     steps = int(hours * 3600 // step_s)
     series: dict[str, list] = {}
@@ -79,15 +96,17 @@ def main(argv: list[str]) -> int:
                 if now >= due[(job, u.name)]:
                     due[(job, u.name)] = now + e.poll_once(u)
             e.render()
-            samples = [("up", {}, 1.0)]
-            text = "\n".join(line for line in e.metrics_bytes().decode().splitlines()
-                              if line and line[0] != "#" and re.split(r"[{ ]", line, 1)[0] in wanted)
-            for fam in text_string_to_metric_families(text):
-                samples += [(s.name, s.labels, s.value) for s in fam.samples]
-            for name, labels, value in samples:
-                lab = {**labels, "job": job, "instance": f"{job}:1"}
-                key = name + "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(lab.items())) + "}"
-                series.setdefault(key, [None] * (steps + 1))[step] = value
+            record(series, step, job, f"{job}:1", {}, [("up", {}, 1.0)] + parse(e.metrics_bytes().decode()))
+        for ref, name in sb_targets:
+            req = urllib.request.Request(f"{url}/supabase-metrics/{ref}/customer/v1/privileged/metrics",
+                                         headers={"Authorization": auth})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    body, up = r.read().decode(), 1.0
+            except OSError:
+                body, up = "", 0.0
+            record(series, step, "supabase-metrics-demo", "simulator:8600",
+                   {"supabase_project": name, "demo": "true"}, [("up", {}, up)] + parse(body))
         clock.advance(step_s)
     srv.shutdown()
     out.write_text(json.dumps({"steps": steps, "step_seconds": step_s, "series": series,

@@ -59,10 +59,11 @@ def test_values_match_world_and_history_is_not_counted(procs):
     assert abs(exp.value("github_actions_workflow_run_duration_seconds_sum") - dur_sum) <= 10 * 1.0
     assert exp.value("github_actions_job_duration_seconds_count") == jobs
     assert exp.value("github_actions_job_queue_seconds_count") == jobs
-    # whole enum on the last conclusion; the latest completed run per workflow wins
+    # whole enum on the last conclusion; the latest completed run per workflow wins (among the runs inside the
+    # exporter's look-back, GITHUB_LOOKBACK_SECONDS 2 h: older ones it never lists)
     latest = {}
     for r in world.values():
-        if r["repo"] == REPO and r["status"] == "completed":
+        if r["repo"] == REPO and r["status"] == "completed" and r["created"] >= time.time() - 7200:
             if r["workflow"] not in latest or r["created"] >= latest[r["workflow"]]["created"]:
                 latest[r["workflow"]] = r
     for wf, r in latest.items():

@@ -111,6 +111,16 @@ def test_ports_on_loopback_only(name):
                 "only Grafana may be opened, and only by GRAFANA_BIND"
 
 
+def tmpfs_owner(volume: str) -> dict | None:
+    """uid, gid and mode of a named volume declared as a tmpfs with explicit owner options, else None."""
+    opts = (DOC.get("volumes") or {}).get(volume) or {}
+    d = opts.get("driver_opts") or {}
+    if d.get("type") != "tmpfs":
+        return None
+    o = dict(kv.split("=", 1) for kv in str(d.get("o", "")).split(",") if "=" in kv)
+    return {"uid": o.get("uid"), "gid": o.get("gid"), "mode": int(o.get("mode", "1777"), 8)}
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_non_root_and_volume_ownership(name):
     s = SERVICES[name]
@@ -118,11 +128,35 @@ def test_non_root_and_volume_ownership(name):
     assert user and not user.startswith(("0", "root")), f"{name}: runs as root or image default ({user!r})"
     named = [v for v in s.get("volumes", []) if not v.startswith((".", "/"))]
     for v in named:
-        target = v.split(":")[1]
+        volume, target = v.split(":")[:2]
+        read_only = "ro" in (v.split(":")[2].split(",") if v.count(":") >= 2 else [])
+        t = tmpfs_owner(volume)
+        if t is not None:
+            # A volume shared between services (tmpfs with explicit owner options): its one writer runs as
+            # its owner, every other service mounts it read-only and reads through its group; nobody else
+            # gets in, and no image path is copied over the explicit owner.
+            uid, gid = (user.split(":") + [user])[:2]
+            assert t["mode"] & 0o007 == 0, f"{volume}: mode {oct(t['mode'])} lets every user in"
+            if read_only:
+                assert gid == t["gid"], f"{name}: reads {volume} but its group {gid} is not the volume's {t['gid']}"
+            else:
+                assert uid == t["uid"], f"{name}: writes {volume} but is not its owner uid {t['uid']}"
+            owned = IMAGE_OWNED_PATHS.get(image_name(s["image"]), ("", []))[1]
+            assert target not in owned, f"{name}: {target} exists in the image; Docker would copy its owner over"
+            continue
         owner = IMAGE_OWNED_PATHS.get(image_name(s["image"]))
         assert owner, f"{name}: named volume {v} on an image with no known owned path"
         assert target in owner[1], f"{name}: {target} is not a path the image's user owns ({owner[1]})"
         assert user.split(":")[0] == owner[0], f"{name}: user {user} is not the owner {owner[0]} of {target}"
+
+
+def test_shared_volumes_have_one_writer():
+    for volume in DOC.get("volumes") or {}:
+        if tmpfs_owner(volume) is None:
+            continue
+        mounts = [(n, v) for n, s in SERVICES.items() for v in s.get("volumes", []) if v.split(":")[0] == volume]
+        writers = [n for n, v in mounts if "ro" not in (v.split(":")[2].split(",") if v.count(":") >= 2 else [])]
+        assert len(writers) == 1 and len(mounts) >= 2, f"{volume}: mounted by {mounts}; exactly one writer expected"
 
 
 def test_no_default_passwords_or_anonymous_access():

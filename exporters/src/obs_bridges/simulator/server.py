@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import json
+import os
 import threading
 import time
 from collections import deque
@@ -54,6 +56,8 @@ def add_world_args(p, env) -> None:
     rate("--github-failure-rate", "SIM_GITHUB_FAILURE_RATE", "github_failure", "share of CI runs that fail")
     rate("--github-deploy-failure-rate", "SIM_GITHUB_DEPLOY_FAILURE_RATE", "github_deploy_failure",
          "share of deploy/release workflow runs that fail")
+    rate("--github-smoke-failure-rate", "SIM_GITHUB_SMOKE_FAILURE_RATE", "github_smoke_failure",
+         "share of the post-deploy smoke-test runs that fail")
     rate("--vercel-preview-error-rate", "SIM_VERCEL_PREVIEW_ERROR_RATE", "vercel_preview_error",
          "share of preview deployments that end in ERROR")
     rate("--vercel-production-error-rate", "SIM_VERCEL_PRODUCTION_ERROR_RATE", "vercel_production_error",
@@ -62,6 +66,9 @@ def add_world_args(p, env) -> None:
          "share of Railway deployments whose build fails")
     rate("--railway-crash-rate", "SIM_RAILWAY_CRASH_RATE", "railway_crash",
          "share of Railway deployments that crash after going live")
+    p.add_argument("--prometheus-dir", default=g("SIM_PROMETHEUS_DIR", ""),
+                   help="write the Prometheus file_sd targets of the Supabase metrics endpoint and its service-role "
+                        "key here at start (docker-compose.yml's demo scrape job; env SIM_PROMETHEUS_DIR)")
 
 
 def world_from_args(a) -> World:
@@ -70,6 +77,7 @@ def world_from_args(a) -> World:
             raise ValueError(f"--{k.replace('_', '-')} must be between 0 and 1000")
     rates = {"supabase_incident": a.supabase_incidents, "supabase_minor_incident": a.supabase_minor_incidents,
              "github_failure": a.github_failure_rate, "github_deploy_failure": a.github_deploy_failure_rate,
+             "github_smoke_failure": a.github_smoke_failure_rate,
              "vercel_preview_error": a.vercel_preview_error_rate,
              "vercel_production_error": a.vercel_production_error_rate,
              "railway_failure": a.railway_failure_rate, "railway_crash": a.railway_crash_rate}
@@ -82,6 +90,7 @@ def world_from_args(a) -> World:
               railway_projects=a.railway_projects, supabase_projects=a.supabase_projects,
               history_hours=a.history_hours, gh_rate=a.github_rate, vc_rate=a.vercel_rate, rw_rate=a.railway_rate,
               time_scale=a.time_scale, outcome_rates=rates)
+    w.prometheus_dir = (getattr(a, "prometheus_dir", "") or "").strip() or None
     return w
 
 
@@ -473,7 +482,7 @@ def supabase_metrics(state: SimState, ref: str, headers) -> tuple[int, bytes, di
     if not ok:
         return 401, b"Unauthorized\n", {"WWW-Authenticate": 'Basic realm="metrics"', "Content-Type": "text/plain"}
     now = w.now()
-    up = 1 if p["status"] == "ACTIVE_HEALTHY" else 0
+    up = 1 if p["status"] == "ACTIVE_HEALTHY" and w.sb_health(ref, "db", now) != "UNHEALTHY" else 0
     lb = f'supabase_project_ref="{ref}",supabase_identifier="{ref}",service_type="db"'
     t = int(now - p["created_at"])
     lines = [
@@ -798,6 +807,9 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
 
     srv = make_http_server(addr, port, Handler)
     srv.sim_state = state
+    if getattr(world, "prometheus_dir", None):
+        written = write_prometheus_files(world, world.prometheus_dir)
+        atexit.register(remove_files, written)
 
     def ticker():
         while True:
@@ -809,6 +821,75 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
 
     threading.Thread(target=ticker, daemon=True, name="world-tick").start()
     return srv
+
+
+# ---------------------------------------------------------------- Prometheus demo scrape job
+
+SB_KEY_FILE = "supabase-service-role-key"
+SB_TARGETS_FILE = "supabase-metrics-targets.json"
+
+
+def _write_private(directory: str, name: str, text: str) -> str:
+    """Write DIR/NAME atomically (temporary file + rename, as file_sd wants), mode 0640, group = the
+    directory's group: compose's tmpfs volume belongs to Prometheus' group, which must read the files and
+    nobody else may (under a setgid directory the group is inherited; otherwise it is set when allowed)."""
+    path = os.path.join(directory, name)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        gid = os.stat(directory).st_gid
+        if os.fstat(fd).st_gid != gid:
+            try:
+                os.fchown(fd, -1, gid)
+            except PermissionError:
+                pass
+        os.fchmod(fd, 0o640)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fd = -1
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_prometheus_files(world: World, directory: str) -> list[str]:
+    """The demo scrape of Supabase's own metrics endpoint (prometheus/prometheus.yml, job supabase-metrics-demo):
+    the service-role key (basic_auth password_file) first, then one file_sd target per project, so that
+    Prometheus never has a target without its key. A failure is logged (never the key) and the simulator
+    keeps serving: the demo job then has no targets. Returns the paths written."""
+    lg = log.get("obs_bridges.simulator")
+    log.register_secret(world.sb_service_role_key)
+    targets = [{"targets": [p["ref"]],
+                "labels": {"__metrics_path__": f"/supabase-metrics/{p['ref']}/customer/v1/privileged/metrics",
+                           "supabase_project": p["name"]}} for p in world.sb_projects]
+    written: list[str] = []
+    try:
+        written.append(_write_private(directory, SB_KEY_FILE, world.sb_service_role_key))
+        written.append(_write_private(directory, SB_TARGETS_FILE, json.dumps(targets, indent=1) + "\n"))
+    except OSError as e:
+        lg.error(f"cannot write the Prometheus demo scrape files into {directory}: {e.strerror or e} "
+                 "(SIM_PROMETHEUS_DIR); the demo scrape of the Supabase metrics endpoint has no targets")
+        remove_files(written)
+        return []
+    lg.info("wrote the Prometheus file_sd targets of the Supabase metrics endpoint and its service-role key",
+            extra=log.kv(dir=directory, projects=len(targets)))
+    return written
+
+
+def remove_files(paths: list[str]) -> None:
+    """At exit: targets first, then the key, so a stopped simulator leaves no target behind."""
+    for path in reversed(paths):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _auth_kind(headers) -> str:

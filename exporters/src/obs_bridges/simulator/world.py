@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 DEFAULT_RATES = {
     "github_failure": 0.06,          # CI / Nightly runs that fail (GitHubWorkflowFailureRateHigh is medium)
     "github_deploy_failure": 0.0,    # deploy/release workflows: a failure is GitHubDeployWorkflowFailed (high)
+    "github_smoke_failure": 0.0,     # the post-deploy "Smoke tests" workflow: a failure is SmokeCheckFailed (high)
     "vercel_preview_error": 0.03,    # preview deployments in ERROR (low alert)
     "vercel_production_error": 0.0,  # production deployments in ERROR (VercelDeploymentFailed, high)
     "railway_failure": 0.0,          # Railway builds that fail (RailwayDeploymentFailed, high)
@@ -38,6 +40,10 @@ GH_EVENTS = [("push", 50), ("pull_request", 35), ("schedule", 10), ("workflow_di
 GH_WORKFLOWS = [("CI", ".github/workflows/ci.yml", ["build", "test", "lint"]),
                 ("Deploy", ".github/workflows/deploy.yml", ["deploy"]),
                 ("Nightly", ".github/workflows/nightly.yml", ["e2e (chromium)", "e2e (firefox)"])]
+# Post-deployment smoke tests: never picked at random; every successful Deploy run of the world triggers one
+# (event workflow_run) shortly after it finishes, as a real pipeline would. The alert rules and the Deployment
+# Health dashboard find smoke workflows by name (*smoke*).
+GH_SMOKE_WORKFLOW = ("Smoke tests", ".github/workflows/smoke.yml", ["smoke"])
 RW_SERVICES = ["api", "worker", "web"]
 RW_ENVS = ["production", "staging"]
 SB_SERVICES = ["auth", "db", "pooler", "realtime", "rest", "storage"]
@@ -183,12 +189,15 @@ class World:
         self.outcome_rates = {k: v for k, v in rates.items() if not k.startswith("supabase")}
         self.rates = {"github": gh_rate, "vercel": vc_rate, "railway": rw_rate}
         self.fail_all: dict[str, bool] = {"github": False, "vercel": False, "railway": False}
+        self.prometheus_dir: str | None = None  # server.world_from_args: where the demo scrape files go
         start = (now if now is not None else time.time()) - history_hours * 3600
         # GitHub
         self.gh_org = "demo-org"
         self.gh_repos = [f"{self.gh_org}/{_name(i, 'repo-')}" for i in range(github_repos)]
-        self.gh_workflows = {r: [(100 + i * 10 + k, n, p, jobs) for k, (n, p, jobs) in enumerate(GH_WORKFLOWS)]
+        self.gh_workflows = {r: [(100 + i * 10 + k, n, p, jobs)
+                                 for k, (n, p, jobs) in enumerate(GH_WORKFLOWS + [GH_SMOKE_WORKFLOW])]
                              for i, r in enumerate(self.gh_repos)}
+        self._gh_follow_ups: list[tuple[float, str, str, str]] = []  # (created, repo, branch, rng seed)
         self.gh_runs: dict[str, list[GhRun]] = {r: [] for r in self.gh_repos}
         self.gh_run_by_id: dict[int, GhRun] = {}
         self._gh_next_id = 1000
@@ -210,14 +219,17 @@ class World:
                                      "created": start - 86400 * 30})
         self.rw_deployments: list[RwDeployment] = []
         self.rw_by_id: dict[str, RwDeployment] = {}
-        # Supabase
+        # Supabase. The service-role key (Basic auth of the metrics endpoint) is random at every start, never
+        # derived from the seed, and shared by the demo projects so that one Prometheus job with one
+        # password_file scrapes them all (SIM_PROMETHEUS_DIR). It does not consume the seeded RNG.
         self.sb_org = "org-demo"
+        self.sb_service_role_key = "sim_" + secrets.token_urlsafe(32)
         self.sb_projects = []
         for i in range(supabase_projects):
             ref = "".join(chr(97 + int(noise(seed, "sb", i, k) * 26)) for k in range(20))
             self.sb_projects.append({"ref": ref, "name": _name(i, "db-"), "region": "us-east-1",
                                      "status": "ACTIVE_HEALTHY", "created_at": start - 86400 * 90,
-                                     "service_role_key": f"sim-service-role-{ref[:6]}", "unhealthy": set()})
+                                     "service_role_key": self.sb_service_role_key, "unhealthy": set()})
         # arrivals
         self._next_arrival = {p: start for p in self.rates}
         self._clock_start = start
@@ -248,9 +260,13 @@ class World:
                     continue
                 while self._next_arrival[p] <= now:
                     t = self._next_arrival[p]
-                    {"github": self._new_gh_run, "vercel": self._new_vc_deployment,
-                     "railway": self._new_rw_deployment}[p](self.rng, t)
+                    if p == "github":
+                        self._gh_flush_follow_ups(t)
+                        self._gh_plan_follow_up(self._new_gh_run(self.rng, t))
+                    else:
+                        {"vercel": self._new_vc_deployment, "railway": self._new_rw_deployment}[p](self.rng, t)
                     self._next_arrival[p] = t + self.rng.expovariate(total)
+            self._gh_flush_follow_ups(now)
 
     def tick(self) -> None:
         self._catch_up(self.now())
@@ -258,6 +274,8 @@ class World:
     def set_rate(self, platform: str, per_hour: float) -> None:
         with self.lock:
             self.rates[platform] = per_hour
+            if platform == "github" and per_hour <= 0:
+                self._gh_follow_ups.clear()  # no new runs at all, triggered ones included
             self._next_arrival[platform] = self.now() if per_hour > 0 else float("inf")
             self._catch_up(self.now())
 
@@ -267,15 +285,17 @@ class World:
         fixed = fixed or {}
         repo = repo or rng.choice(self.gh_repos)
         wfs = self.gh_workflows[repo]
-        wid, wname, path, jobnames = next((x for x in wfs if x[1] == fixed.get("workflow")), None) or rng.choice(wfs)
+        wid, wname, path, jobnames = next((x for x in wfs if x[1] == fixed.get("workflow")), None) \
+            or rng.choice([x for x in wfs if x[1] != GH_SMOKE_WORKFLOW[0]])
         self._gh_next_id += 1
         self._gh_run_numbers[wid] = self._gh_run_numbers.get(wid, 0) + 1
         if durations:
             queue, dur = durations
         else:
             queue, dur = self.scale(rng.uniform(3, 90)), None
-        deploy = any(k in wname.lower() for k in GH_DEPLOY_WORKFLOW)
-        fail_p = self.outcome_rates["github_deploy_failure" if deploy else "github_failure"]
+        kind = "github_deploy_failure" if any(k in wname.lower() for k in GH_DEPLOY_WORKFLOW) else \
+            "github_smoke_failure" if wname == GH_SMOKE_WORKFLOW[0] else "github_failure"
+        fail_p = self.outcome_rates[kind]
         concl = conclusion or ("failure" if self.fail_all["github"] else _pick(rng, [
             ("success", max(0.0, 0.92 - fail_p)), ("failure", fail_p), ("cancelled", 0.05), ("skipped", 0.03)]))
         started = t + queue
@@ -296,6 +316,26 @@ class World:
         self.gh_runs[repo].append(run)
         self.gh_run_by_id[run.id] = run
         return run
+
+    def _gh_plan_follow_up(self, run: GhRun) -> None:
+        """A successful Deploy run triggers the repository's smoke tests when it finishes (workflow_run). The
+        run is created when its time comes (never listed ahead of time) from its own RNG, so the seeded
+        sequence of the other runs is the same with or without it. Injected runs trigger nothing."""
+        if run.conclusion != "success" or not any(k in run.workflow_name.lower() for k in GH_DEPLOY_WORKFLOW):
+            return
+        key = f"{self.seed}/smoke/{run.id}"
+        delay = self.scale(random.Random(key).uniform(5, 60))
+        self._gh_follow_ups.append((run.finished + delay, run.repo, run.branch, key))
+
+    def _gh_flush_follow_ups(self, until: float) -> None:
+        due = sorted(f for f in self._gh_follow_ups if f[0] <= until)
+        if not due:
+            return
+        self._gh_follow_ups = [f for f in self._gh_follow_ups if f[0] > until]
+        for t, repo, branch, key in due:
+            rng = random.Random(key + "/run")
+            self._new_gh_run(rng, t, repo, None, (self.scale(rng.uniform(3, 30)), self.scale(rng.uniform(30, 180))),
+                             {"workflow": GH_SMOKE_WORKFLOW[0], "event": "workflow_run", "branch": branch})
 
     def gh_list_runs(self, repo: str, created_from: float | None, now: float) -> list[GhRun]:
         runs = [r for r in self.gh_runs.get(repo, ()) if r.created <= now
