@@ -41,7 +41,9 @@ DATA_DEADLINE = 150.0
 # Deploy, and the blackbox-smoke probe of the demo app.)
 ALLOWED_EMPTY = {
     ("obs-slo", "Burn-rate alerts"):
-        "burn-rate alerts exist only during an incident (multiwindow: 1 h and longer windows)",
+        "pending/firing SLO burn-rate alerts only: none while every budget burns slowly (a healthy service; the "
+        "compose default DEMO_ENVIRONMENT=local is in no SLO at all). Here, as prod, the demo's deliberately slow "
+        "endpoints may or may not have made the latency burn-rate alert pending by the time the query runs",
 }
 
 TEMPO_REASON = "Tempo has no native binary here: the Go module proxy refuses github.com/grafana/tempo (README)"

@@ -2,9 +2,9 @@
 
 Every item (run, deployment) is created with its whole timeline (queued, started, finished,
 outcome) drawn from a seeded RNG; what the API shows is that timeline evaluated at the current
-world time, so the world is deterministic for a seed and cheap to query. New items arrive as a
-Poisson process per platform; history is back-filled at start so that exporters find completed
-items on their first poll.
+world time, so the world is deterministic for a seed (except the Supabase service-role key, a
+credential: random at every start) and cheap to query. New items arrive as a Poisson process per
+platform; history is back-filled at start so that exporters find completed items on their first poll.
 """
 
 from __future__ import annotations
