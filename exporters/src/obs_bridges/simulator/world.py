@@ -320,7 +320,8 @@ class World:
     def _gh_plan_follow_up(self, run: GhRun) -> None:
         """A successful Deploy run triggers the repository's smoke tests when it finishes (workflow_run). The
         run is created when its time comes (never listed ahead of time) from its own RNG, so the seeded
-        sequence of the other runs is the same with or without it. Injected runs trigger nothing."""
+        timeline of the other runs (times, workflows, outcomes) is the same with or without it; only run ids
+        shift. Injected runs trigger nothing."""
         if run.conclusion != "success" or not any(k in run.workflow_name.lower() for k in GH_DEPLOY_WORKFLOW):
             return
         key = f"{self.seed}/smoke/{run.id}"
