@@ -27,6 +27,10 @@ COMPOSE_HOSTPORT = re.compile(r"(?<![\w.-])(%s):\d" % "|".join(map(re.escape, NA
 ARGV_PRINTER = [sys.executable, "-c", "import json,os,sys; print(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ)}))"]
 
 
+# Demo-only lines in the shipped configs; obs-start drops them on Railway unless OBS_DEMO=true.
+DEMO_BLOCK = re.compile(r"^[ \t]*# obs-demo:begin.*?^[ \t]*# obs-demo:end[^\n]*\n", re.M | re.S)
+
+
 def run(shell, args, env, check=True):
     p = subprocess.run([*shell, str(OBS_START), *args], env=env, capture_output=True, text=True, timeout=30)
     if check:
@@ -100,11 +104,42 @@ def test_render_rewrites_only_hosts_listeners_and_secrets(shell, config, tmp_pat
     text = rendered.read_text()
     assert not COMPOSE_HOSTPORT.search(text), COMPOSE_HOSTPORT.search(text)
     assert "0.0.0.0" not in text
-    a = yaml.safe_load(src.read_text())
+    a = yaml.safe_load(DEMO_BLOCK.sub("", src.read_text()))
     b = yaml.safe_load(text.replace(str(tmp_path / "r"), "/RENDER"))
     _walk(a, b)
     # the original, and the rest of its folder, are untouched copies
     assert src.read_text() != text or not COMPOSE_HOSTPORT.search(src.read_text())
+
+
+def _jobs(cfg: dict) -> dict:
+    return {j["job_name"]: j for j in cfg["scrape_configs"]}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_demo_jobs_only_with_obs_demo(shell, tmp_path):
+    """A Railway stack without the demo services must not scrape or probe a demo app that does not exist
+    (APIDown and SyntheticProbeFailed would page forever); OBS_DEMO=true keeps them."""
+    src = ROOT / "prometheus/prometheus.yml"
+    source = src.read_text()
+    assert len(DEMO_BLOCK.findall(source)) >= 2, "the demo app's job and smoke probe are marked as demo-only"
+    shipped = _jobs(yaml.safe_load(source))
+    rendered = Path(str(tmp_path / "r") + str(src))
+
+    run(shell, ["prometheus", *ARGV_PRINTER, f"--config.file={src}"], railway(tmp_path))
+    dropped = _jobs(yaml.safe_load(rendered.read_text()))
+    assert "demo-app" in shipped and "demo-app" not in dropped
+    assert "demo-app" not in rendered.read_text(), "a demo-app target survived without OBS_DEMO"
+    # the smoke job stays for the user's own URLs, without the demo target
+    assert "blackbox-smoke" in dropped and not dropped["blackbox-smoke"].get("static_configs")
+    assert set(shipped) - set(dropped) <= {"demo-app", "supabase-metrics-demo"}
+
+    run(shell, ["prometheus", *ARGV_PRINTER, f"--config.file={src}"], railway(tmp_path, OBS_DEMO="true"))
+    kept = _jobs(yaml.safe_load(rendered.read_text()))
+    assert set(kept) == set(shipped)
+    assert "demo-app.railway.internal:8000" in rendered.read_text()
+
+    bad = run(shell, ["prometheus", *ARGV_PRINTER], railway(tmp_path, OBS_DEMO="yes"), check=False)
+    assert bad.returncode == 1 and "OBS_DEMO must be true or false" in bad.stderr
 
 
 @pytest.mark.parametrize("shell", SHELLS)
