@@ -441,14 +441,15 @@ def database(r: Rules) -> Board:
           [P('max by (project, status) (supabase_project_status{project=~"$project"}) == 1', instant=True,
              fmt="table")], links=runbook_links(r.steps("SupabaseProjectUnhealthy")), w=8, h=5),
         S("stat", "Postgres up (metrics endpoint)", "`pg_up` from Supabase's Prometheus endpoint "
-          "(scrape config from `obs_bridges supabase-scrape-config`).", "none",
-          [P("min by (supabase_project_ref) (pg_up)", "{{supabase_project_ref}}", instant=True)],
+          "(scrape config from `obs-bridge supabase scrape-config`; the demo scrapes the simulator).", "none",
+          [P('min by (supabase_project) (pg_up{supabase_project=~"$project"})', "{{supabase_project}}", instant=True)],
           th_floor(1, down[0]), runbook_links(down), w=8, h=5, mappings=UP_MAP, color_background=True),
         S("timeseries", "Postgres connections / max_connections", "Server-side connections as a share of "
           "max_connections (Supabase metrics endpoint); SupabaseConnectionsSaturated threshold dashed.",
           "percentunit",
-          [P("sum by (supabase_project_ref) (connection_stats_connection_count) / on (supabase_project_ref) "
-             "(sum by (supabase_project_ref) (max_connections_connection_count) > 0)", "{{supabase_project_ref}}")],
+          [P('sum by (supabase_project) (connection_stats_connection_count{supabase_project=~"$project"}) '
+             '/ on (supabase_project) (sum by (supabase_project) '
+             '(max_connections_connection_count{supabase_project=~"$project"}) > 0)', "{{supabase_project}}")],
           th_alert(sat), runbook_links(sat), w=24),
     )
     return b
