@@ -43,3 +43,15 @@ def test_bench_script_runs(tmp_path):
     for mode in ("without_helper", "with_helper"):
         assert res[mode]["requests"] > 0 and res[mode]["errors"] == 0
     assert "p99_ms" in res["added"]
+
+
+def test_error_mix_script_runs(tmp_path):
+    """A tiny run of demo/bench/error_mix.py (the README's error-mix numbers): it counts every series the
+    ratio rule counts, route templates with braces included, and sees the broken report's 500 (scenario 1)."""
+    out = tmp_path / "mix.json"
+    r = subprocess.run([sys.executable, str(ROOT / "demo/bench/error_mix.py"), "--duration", "6", "--scrape", "1",
+                        "--json", str(out)], capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+    res = json.loads(out.read_text())
+    assert res["requests"] > 0 and res["errors_by_series"].get("GET /api/reports/{report_id} 500", 0) >= 1, res

@@ -17,6 +17,7 @@ from .fake_llm import FakeLLM, ProviderError
 
 log = logging.getLogger("obs_demo")
 PAGES = ["/", "/chat", "/chat/[id]", "/docs/[...slug]", "/settings", "/pricing"]
+BROKEN_REPORTS = frozenset({13})  # GET /api/reports/13 always answers 500
 
 
 class ItemIn(BaseModel):
@@ -186,7 +187,10 @@ def create_app(instrument: bool | None = None, db_path: str | None = None, speed
     @app.get("/api/reports/{report_id}")
     async def report(report_id: int):
         await asyncio.sleep(random.uniform(0.2, 0.9) * speed)
-        if random.random() < 0.12:
+        if report_id in BROKEN_REPORTS:
+            # The demo's designed bug: this report's data crashes the renderer on every request (an
+            # unhandled exception -> 500, error span, ERROR log). The load generator opens it at a fixed
+            # share of its traffic, so the 5xx ratio is steady (demo/README.md, "Error mix").
             raise RuntimeError(f"report {report_id} renderer crashed")
         return {"report": report_id, "rows": random.randint(10, 500)}
 

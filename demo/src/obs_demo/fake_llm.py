@@ -32,7 +32,9 @@ def count_tokens(text: str) -> int:
 
 
 class FakeLLM:
-    def __init__(self, speed: float = 1.0, error_rate: float = 0.03, seed: int | None = None):
+    # error_rate: the share of calls that fail like a provider's 429/529 overload (-> 502 on /api/chat). 1%
+    # keeps the demo's 5xx ratio steady and well below the APIHighErrorRate medium rung (demo/README.md).
+    def __init__(self, speed: float = 1.0, error_rate: float = 0.01, seed: int | None = None):
         self.speed = speed  # <1 makes calls faster (tests), 1 is realistic
         self.error_rate = error_rate
         self.rng = random.Random(seed)

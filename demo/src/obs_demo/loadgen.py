@@ -1,6 +1,11 @@
-"""Load generator: realistic traffic for the demo app (reads, writes, slow searches, failing reports,
-LLM chats with token counts, logins with wrong passwords, queue bursts, 404s) and Next.js-style Web
-Vitals beacons (a few malformed ones too), some requests joining an upstream trace via traceparent.
+"""Load generator: realistic traffic for the demo app (reads, writes, slow searches, reports, LLM chats
+with token counts, logins with wrong passwords, queue bursts, 404s) and Next.js-style Web Vitals beacons
+(a few malformed ones too), some requests joining an upstream trace via traceparent.
+
+The 5xx the demo shows are designed (demo/README.md, "Error mix"): one scenario in every
+--broken-report-every (200) opens the report the demo app cannot render (GET /api/reports/13 -> 500), the
+first one right at the start, so the share is steady and 5xx exist within a minute; the fake LLM fails
+about 1% of chats (502).
 
     python -m obs_demo loadgen --target http://demo-app:8000 --rps 8 [--duration 0 (forever)]
 """
@@ -29,6 +34,7 @@ UAS = {
 }
 PAGES = ["/", "/chat", "/chat/{id}", "/docs/getting-started/install", "/docs/api", "/settings", "/pricing"]
 WORDS = ["relay", "vector", "prompt", "token", "cache", "index", "stream", "agent", "model", "search", "zzz"]
+BROKEN_REPORT = 13  # app.BROKEN_REPORTS: always a 500
 MALFORMED = [
     b"{not json", b"[1,2,3]", b'{"name":"LCP","value":"fast","page":"/"}', b'{"name":"FID","value":12,"page":"/"}',
     b'{"name":"CLS","value":-0.2,"page":"/"}', b'{"name":"LCP","value":1e12,"page":"/"}',
@@ -87,12 +93,15 @@ def _vitals_for_view(device: str) -> list[dict]:
     return out
 
 
-def scenario(c: Client, rng: random.Random, counts: collections.Counter, lock: threading.Lock) -> None:
-    pick = rng.choices(
+def scenario(c: Client, rng: random.Random, counts: collections.Counter, lock: threading.Lock,
+             pick: str | None = None) -> None:
+    pick = pick or rng.choices(
         ["items", "item", "create", "search", "chat", "login", "report", "jobs", "notfound", "vitals"],
         weights=[18, 20, 5, 10, 10, 8, 5, 3, 2, 19])[0]
     h = _traceparent()
-    if pick == "items":
+    if pick == "broken_report":
+        st = c.request("GET", f"/api/reports/{BROKEN_REPORT}", headers=h)
+    elif pick == "items":
         st = c.request("GET", f"/api/items?limit={rng.choice([10, 20, 50])}", headers=h)
     elif pick == "item":
         st = c.request("GET", f"/api/items/{rng.randint(1, 260)}", headers=h)
@@ -114,7 +123,8 @@ def scenario(c: Client, rng: random.Random, counts: collections.Counter, lock: t
         body, hh = _json({"username": f"user{rng.randint(1, 60)}", "password": "demo" if good else "hunter2"})
         st = c.request("POST", "/api/login", body, {**h, **hh})
     elif pick == "report":
-        st = c.request("GET", f"/api/reports/{rng.randint(1, 40)}", headers=h)
+        rid = rng.randint(1, 39)
+        st = c.request("GET", f"/api/reports/{rid + (rid >= BROKEN_REPORT)}", headers=h)  # 1..40 but the broken one
     elif pick == "jobs":
         st = c.request("POST", f"/api/jobs?count={rng.choice([1, 1, 5, 20, 60])}", headers=h)
     elif pick == "notfound":
@@ -149,21 +159,28 @@ def wait_ready(target: str, timeout: float) -> bool:
 
 
 def run(target: str, rps: float, duration: float, concurrency: int, seed: int | None = None,
-        ready_timeout: float = 120.0) -> collections.Counter:
-    """Send traffic for `duration` seconds (0 = until interrupted); returns counts per scenario+status."""
+        ready_timeout: float = 120.0, broken_report_every: int = 200) -> collections.Counter:
+    """Send traffic for `duration` seconds (0 = until interrupted); returns counts per scenario+status.
+    Scenarios number 1, 1 + n, 1 + 2n, ... (n = broken_report_every, counted over all workers; 0 = never)
+    open the broken report instead of a random scenario."""
     if not wait_ready(target, ready_timeout):
         raise SystemExit(f"loadgen: {target}/healthz not ready after {ready_timeout:.0f} s")
     counts: collections.Counter = collections.Counter()
     lock = threading.Lock()
     stop = threading.Event()
     per_worker = rps / concurrency
+    started = [0]
 
     def worker(i: int):
         rng = random.Random(None if seed is None else seed + i)
         c = Client(target)
         next_at = time.monotonic()
         while not stop.is_set():
-            scenario(c, rng, counts, lock)
+            with lock:
+                n = started[0]
+                started[0] += 1
+            broken = broken_report_every > 0 and n % broken_report_every == 0
+            scenario(c, rng, counts, lock, "broken_report" if broken else None)
             next_at += rng.expovariate(per_worker)
             delay = next_at - time.monotonic()
             if delay > 0:
@@ -201,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=float(os.environ.get("LOADGEN_DURATION", "0")))
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("LOADGEN_CONCURRENCY", "4")))
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--broken-report-every", type=int,
+                   default=int(os.environ.get("LOADGEN_BROKEN_REPORT_EVERY", "200")),
+                   help="one scenario in N opens the report that always answers 500 (0: never)")
     a = p.parse_args(argv)
-    counts = run(a.target, a.rps, a.duration, max(1, a.concurrency), a.seed)
+    counts = run(a.target, a.rps, a.duration, max(1, a.concurrency), a.seed,
+                 broken_report_every=max(0, a.broken_report_every))
     log.info("loadgen done", extra={"counts": dict(counts)})
     return 0
