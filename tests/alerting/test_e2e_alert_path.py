@@ -14,6 +14,7 @@ from tests.alerting import alertpath as ap
 from tests.harness.stack import NativeStack, StackError
 
 HEALTHY_SECONDS = 30
+RATIO_GRACE_SECONDS = 60  # at most this much longer, until the demo's 5xx ratio is above 0
 # Services of the compose file this test does not start: alerts about them being down are correct here
 # (they can only be pending within this test: their `for` is 5m).
 NOT_STARTED_JOBS = {"grafana", "loki", "tempo", "otelcol", "blackbox-exporter", "railway-exporter",
@@ -44,11 +45,11 @@ def _explained(a: dict) -> bool:
     # go pending now and then; it cannot fire within this test.
     if a["alertname"] == "APIHighLatency" and a.get("service") == "obs-demo":
         return True
-    # The demo app answers a few percent of requests with 5xx by design (/api/reports, /api/chat), so the
-    # lower error-rate rungs (> 1 %, > 5 %; `for` 5m and longer) may go pending on a noisy minute; they
-    # cannot fire within this test, and the firing/critical/notification checks above still hold.
+    # The demo's designed 5xx share (demo/README.md, "Error mix": ~0.3 %, 5-minute p99 below 0.6 %) is
+    # above the low rung's 0.1 % (ticket only, `for` 30m), which may therefore be pending; the high and
+    # medium rungs (> 5 %, > 1 %) must not even be pending.
     return (a["alertname"] == "APIHighErrorRate" and a.get("service") == "obs-demo"
-            and a.get("severity") in ("high", "medium", "low") and a.get("alertstate") == "pending")
+            and a.get("severity") == "low" and a.get("alertstate") == "pending")
 
 
 def test_healthy_then_api_down_pages_the_critical_receiver(stack):
@@ -59,9 +60,14 @@ def test_healthy_then_api_down_pages_the_critical_receiver(stack):
         raise AssertionError(f"{e}\nprometheus log:\n{stack.log('prometheus', 20)}") from None
 
     # Healthy period (traffic from the load generator): nothing fires, nothing critical is even pending,
-    # no notification reaches any receiver.
+    # no notification reaches any receiver. It lasts until the demo's designed 5xx count in the error-ratio
+    # rule (ratio > 0: the broken report is opened again, ~40 s after the load generator's first request),
+    # so the APIHighErrorRate rungs are judged on real errors, not on a ratio of 0.
+    ratio_expr = 'service_environment:http_requests:error_ratio_rate5m{service="obs-demo"}'
+    ratios: list[float] = []
     end = time.monotonic() + HEALTHY_SECONDS
-    while time.monotonic() < end:
+    while time.monotonic() < end or (not any(ratios) and time.monotonic() < end + RATIO_GRACE_SECONDS):
+        ratios += [float(r["value"][1]) for r in ap.query(prom, ratio_expr)]
         active = ap.active_alerts(prom)
         firing = [a for a in active if a["alertstate"] == "firing"]
         assert not firing, f"alerts fire during the healthy period: {firing}"
@@ -73,6 +79,10 @@ def test_healthy_then_api_down_pages_the_critical_receiver(stack):
         time.sleep(2)
     assert ap.query(prom, 'service_environment:http_requests:rate1m{service="obs-demo"} > 0'), \
         "the healthy period had no traffic: the error-rate alerts were not exercised"
+    assert any(ratios), f"{ratio_expr} not above 0 within {HEALTHY_SECONDS + RATIO_GRACE_SECONDS} s: the " \
+                        f"demo's 5xx never reached the error-rate rules ({len(ratios)} reads)"
+    assert max(ratios) < 0.01, f"the healthy demo's 5-minute 5xx ratio reached {max(ratios):.2%} (medium rung: 1%)"
+    print(f"healthy period: 5xx ratio (5m) max {max(ratios):.3%} over {len(ratios)} reads")
 
     # Incident: the app stops answering.
     floor = ap.floor_seconds()["floor"]
