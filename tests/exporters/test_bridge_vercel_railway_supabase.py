@@ -25,6 +25,23 @@ def vc_counted(exp):
     return exp.value("vercel_deployments_total") or 0
 
 
+def test_vercel_pagination_keeps_deployments_created_in_one_millisecond(procs):
+    """`until` is exclusive and `next` is the last item's created ms: deployments sharing that millisecond
+    across a page boundary must not fall between the pages (limit 4: two newer, then 3 in one ms)."""
+    sim, exp = vc_start(procs)
+    same_ms = sim.inject("vercel", project="web-amber", count=3, outcome="READY", state="completed",
+                         spacing=0)["ids"]
+    world = {d["uid"]: d for d in sim.world("vercel")["deployments"]}
+    assert len({int(world[u]["created"] * 1000) for u in same_ms}) == 1
+    time.sleep(0.01)
+    newer = sim.inject("vercel", project="web-birch", count=2, outcome="READY", state="completed")["ids"]
+    wait_for(lambda: vc_counted(exp) == 5, 30, what="5 deployments counted")
+    time.sleep(1.5)  # a few more polls: nothing counted twice
+    assert vc_counted(exp) == 5
+    assert exp.value("vercel_deployments_total", project="web-amber", target="production", state="READY") == 3
+    assert len(newer) == 2
+
+
 def test_vercel_values_match_world(procs):
     sim, exp = vc_start(procs)
     assert vc_counted(exp) == 0  # history seeded, not counted

@@ -148,15 +148,20 @@ class VercelExporter(core.Exporter):
         now = time.time()
         since = int((now - self.x["lookback"]) * 1000)
         deps: list[Deployment] = []
+        uids: set[str] = set()
         until = None
         for _ in range(self.x["max_pages"]):
             params = self._params(limit=self.x["limit"], since=since)
             if until is not None:
-                params["until"] = int(until)
+                # `until` is exclusive and `next` is the last item's created (ms): deployments created in
+                # that same millisecond would fall between the pages. Overlap by 1 ms; uids dedupe.
+                params["until"] = int(until) + 1
             data, _ = self.c_deploy.get_json("/v6/deployments", "deployments", params=params)
             page, until = parse_deployments(data)
-            deps.extend(page)
-            if until is None or not page:
+            fresh = [d for d in page if d.uid not in uids]
+            uids.update(d.uid for d in fresh)
+            deps.extend(fresh)
+            if until is None or not fresh:
                 break
         self._process(deps)
         self.seen.prune(now)

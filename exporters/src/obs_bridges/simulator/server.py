@@ -355,11 +355,13 @@ def vercel(state: SimState, method: str, path: str, q: dict, headers, base: str)
                 deps = [d for d in deps if {"projectId": d.project_id, "target": d.target,
                                             "state": d.state(now)}[k] in v.split(",")]
         try:
-            since = float(_q1(q, "since")) / 1000 if _q1(q, "since") else None
-            until = float(_q1(q, "until")) / 1000 if _q1(q, "until") else None
+            since = int(_q1(q, "since")) if _q1(q, "since") else None
+            until = int(_q1(q, "until")) if _q1(q, "until") else None
         except ValueError:
             raise Reply(400, {"error": {"code": "bad_request", "message": "Invalid since/until"}}) from None
-        deps = [d for d in deps if (since is None or d.created >= since) and (until is None or d.created < until)]
+        # Vercel's timestamps are whole milliseconds: compare as the API does (until exclusive).
+        deps = [d for d in deps if (since is None or int(d.created * 1000) >= since)
+                and (until is None or int(d.created * 1000) < until)]
         deps.sort(key=lambda d: d.created, reverse=True)
         page = deps[:limit]
         nxt = int(page[-1].created * 1000) if len(deps) > limit else None
@@ -614,7 +616,8 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
                                    {k: data[k] for k in ("workflow", "event", "branch") if k in data})
         elif p == "vercel":
             ids = w.inject_vc(data.get("project"), n, data.get("outcome"), data.get("state", "completed"),
-                              float(data.get("finish_in", 2.0)), data.get("target", "production"))
+                              float(data.get("finish_in", 2.0)), data.get("target", "production"),
+                              float(data.get("spacing", 0.001)))
         elif p == "railway":
             ids = w.inject_rw(n, data.get("outcome"), data.get("state", "completed"), data.get("project"))
         else:

@@ -382,14 +382,16 @@ class World:
         return d
 
     def inject_vc(self, project: str | None, count: int, outcome: str | None, state: str,
-                  finish_in: float = 0.0, target: str | None = "production") -> list[str]:
+                  finish_in: float = 0.0, target: str | None = "production", spacing: float = 0.001) -> list[str]:
+        """spacing: seconds between the created times of completed ones (0: all in one millisecond, as
+        a pagination edge case)."""
         with self.lock:
             now = self.now()
             proj = next((p for p in self.vc_projects if p[1] == project), None) if project else None
             out = []
             for i in range(count):
                 if state == "completed":
-                    d = self._new_vc_deployment(self.inject_rng, now - 100 - (count - i) * 0.001, proj, outcome,
+                    d = self._new_vc_deployment(self.inject_rng, now - 100 - (count - i) * spacing, proj, outcome,
                                                 (10.0, 60.0))
                 else:
                     d = self._new_vc_deployment(self.inject_rng, now - 2, proj, outcome, (1.0, finish_in + 1))
