@@ -19,74 +19,30 @@ import asyncio
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from benchlib import app_env, free_port, start_app, start_sink, stop
 
 
-class Sink(BaseHTTPRequestHandler):
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(instrument: bool, sink: str, tmp: str) -> tuple[subprocess.Popen, int]:
+def start_mode(instrument: bool, sink_url: str, tmp: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({"OBS_INSTRUMENT": "1" if instrument else "0", "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port),
-                "OBS_DEMO_DB": os.path.join(tmp, f"bench-{int(instrument)}.sqlite"), "OBS_ACCESS_LOG": "1",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OBS_USER_ID_SALT": "bench", "OBS_LOG_LEVEL": "INFO"})
-    proc = subprocess.Popen([sys.executable, "-m", "obs_demo", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"demo app exited with {proc.returncode}")
-            time.sleep(0.2)
-    stop_app(proc)
-    raise SystemExit("demo app did not become ready in 60 s")
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    env = app_env(port, sink_url, os.path.join(tmp, f"bench-{int(instrument)}.sqlite"),
+                  OBS_INSTRUMENT="1" if instrument else "0", OBS_ACCESS_LOG="1", OBS_LOG_LEVEL="INFO")
+    return start_app(env), port
 
 
 def throughput(port: int, path: str, duration: float, concurrency: int) -> dict:
-    stop = time.monotonic() + duration
+    end = time.monotonic() + duration
     done, errors = [0] * concurrency, [0] * concurrency
 
     def worker(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.monotonic() < stop:
+        while time.monotonic() < end:
             try:
                 conn.request("GET", path)
                 r = conn.getresponse()
@@ -169,19 +125,17 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
 
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+    sink, sink_url = start_sink()
     results: dict = {"path": a.path, "concurrency": a.concurrency, "duration_s": a.duration, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="obs-bench-") as tmp:
         for mode, instrument in (("without_helper", False), ("with_helper", True)):
-            proc, port = start_app(instrument, sink_url, tmp)
+            proc, port = start_mode(instrument, sink_url, tmp)
             try:
                 throughput(port, a.path, min(2.0, a.duration), a.concurrency)  # warm-up
                 r = throughput(port, a.path, a.duration, a.concurrency)
                 r.update(latency(port, a.path, a.latency_requests))
             finally:
-                stop_app(proc)
+                stop(proc)
             results[mode] = r
         results["in_process_us_per_request"] = {
             "without_helper": in_process(False, a.path, a.inproc_requests, tmp),

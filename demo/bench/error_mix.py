@@ -21,48 +21,16 @@ import collections
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from benchlib import app_env, free_port, start_app, start_sink, stop
 from prometheus_client.parser import text_string_to_metric_families
 
-
-
-class Sink(BaseHTTPRequestHandler):
-    """Answers OTLP/HTTP exports with 200, as a collector would."""
-
-    def log_message(self, *a):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def scrape(base: str) -> dict[tuple, float]:
@@ -134,30 +102,16 @@ def main(argv=None) -> int:
     p.add_argument("--json", default="")
     a = p.parse_args(argv)
 
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink, sink_url = start_sink()
     tmp = tempfile.mkdtemp(prefix="obs-error-mix-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update({"LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port), "OBS_DEMO_DB": os.path.join(tmp, "demo.sqlite"),
-                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_port}", "OBS_USER_ID_SALT": "bench",
-                "DEPLOYMENT_ENVIRONMENT": "local"})
-    app = subprocess.Popen([sys.executable, "-m", "obs_demo", "serve"], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    env = app_env(port, sink_url, os.path.join(tmp, "demo.sqlite"), DEPLOYMENT_ENVIRONMENT="local")
+    app = start_app(env)
     load = None
     samples: list[dict] = []
     first_5xx_increase = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                scrape(base)
-                break
-            except OSError:
-                if app.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"demo app not ready (exit code {app.poll()})")
-                time.sleep(0.2)
         largs = ["--target", base, "--rps", str(a.rps), "--concurrency", str(a.concurrency),
                  "--duration", str(a.duration + 2 * a.scrape)]
         if a.seed is not None:
@@ -178,8 +132,8 @@ def main(argv=None) -> int:
                 raise SystemExit(f"load generator exited early ({load.returncode})")
     finally:
         if load is not None:
-            stop(load)
-        stop(app)
+            stop(load, grace=20)
+        stop(app, grace=20)
         sink.shutdown()
 
     span5, span1 = round(300 / a.scrape), round(60 / a.scrape)
