@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import ROOT, require_tool, running_stack
+from tests.e2e.smoke import poll
 
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 
@@ -99,20 +100,6 @@ def _post(url: str, body) -> None:
         assert r.status == 200
 
 
-def wait_for(pred, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = pred()
-            if last:
-                return last
-        except OSError as e:
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 class Sink:
     """The compose webhook-sink service (alertmanager/webhook_sink.py, SINK_PORT 9097) as the harness runs
     it: in its own network namespace, so port 9097 is its own and two test runs on one machine never meet."""
@@ -178,7 +165,7 @@ def test_inhibition_and_delivery(am_and_sink):
             out[(lb["alertname"], lb["severity"], lb.get("service"))] = a["status"]
         return out if len(out) == 7 else None
 
-    st = wait_for(state, 20, "7 alerts in Alertmanager")
+    st = poll("7 alerts in Alertmanager", state, 20, 0.25)
 
     def inhibited(key):
         return bool(st[key]["inhibitedBy"])
@@ -189,7 +176,7 @@ def test_inhibition_and_delivery(am_and_sink):
         st = state() or st
         return inhibited(("APIHighLatency", "medium", "web")) and inhibited(("APIHighErrorRate", "high", "api"))
 
-    wait_for(settled, 15, "inhibition of the deployment-window and ladder targets")
+    poll("inhibition of the deployment-window and ladder targets", settled, 15, 0.25)
     assert not inhibited(("APIHighLatency", "medium", "shop")), "other service must not be muted"
     assert not inhibited(("RailwayDeploymentFailed", "high", "web")), "high is not muted by a deploy window"
     assert not inhibited(("APIHighErrorRate", "critical", "api"))
@@ -201,14 +188,14 @@ def test_inhibition_and_delivery(am_and_sink):
                 and any(a["labels"].get("alertname") == alertname and a["labels"].get("service") == service
                         for a in n["alerts"])]
 
-    crit = wait_for(lambda: delivered("critical", "APIHighErrorRate", "api"), 20, "critical notification")
+    crit = poll("critical notification", lambda: delivered("critical", "APIHighErrorRate", "api"), 20, 0.25)
     latency = time.monotonic() - t0
     assert crit[0]["path"] == "/alerts/critical" and crit[0]["status"] == "firing"
     a = crit[0]["alerts"][0]
     assert a["runbook_url"].endswith("/runbooks/api-down.md") and a["dashboard_url"] and a["summary"]
     assert latency < 10, f"critical group_wait is 0s; took {latency:.1f}s"
-    wait_for(lambda: delivered("ops", "APIHighErrorRate", "billing"), 40, "high notification to ops")
-    wait_for(lambda: delivered("ops", "RailwayDeploymentFailed", "web"), 40, "high notification to ops")
+    poll("high notification to ops", lambda: delivered("ops", "APIHighErrorRate", "billing"), 40, 0.25)
+    poll("high notification to ops", lambda: delivered("ops", "RailwayDeploymentFailed", "web"), 40, 0.25)
     # Muted alerts never reach a receiver; low goes nowhere.
     time.sleep(0.5)
     notes = sink.notifications()

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
+from tests.e2e.smoke import poll
 from tests.railway.railwaylib import ROOT
 
 GATEWAY = ROOT / "scripts" / "railway" / "auth_gateway.py"
@@ -57,21 +58,6 @@ def request(port: int, method: str, path: str, headers: dict | None = None, body
         return r.status, r.headers, r.read()
     finally:
         conn.close()
-
-
-def poll(what: str, fn, deadline_s: float, interval: float = 0.1):
-    """fn() until it returns a truthy value, or fail naming `what` with the last error."""
-    end = time.monotonic() + deadline_s
-    last = None
-    while time.monotonic() < end:
-        try:
-            v = fn()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 (the last error goes into the failure message)
-            last = e
-        time.sleep(interval)
-    pytest.fail(f"{what}: not within {deadline_s}s (last error: {last!r})")
 
 
 # ---------------------------------------------------------------------------------------------- gateway
@@ -128,8 +114,8 @@ def run_gateway(tmp: Path, env: dict[str, str]):
                 if rec.get("msg") == "auth gateway listening":
                     return rec["port"]
             return None
-        gw.port = poll("the gateway logs that it listens", listening, 20)
-        poll("the gateway answers /healthz", lambda: request(gw.port, "GET", "/healthz", timeout=2)[0] == 200, 20)
+        gw.port = poll("the gateway logs that it listens", listening, 20, 0.1)
+        poll("the gateway answers /healthz", lambda: request(gw.port, "GET", "/healthz", timeout=2)[0] == 200, 20, 0.1)
         yield gw
     finally:
         gw.stop()
@@ -675,7 +661,7 @@ def test_railway_defaults_listen_dual_stack_on_port(tmp_path):
              "      if time.time()>end: print(host,'error',e); sys.exit(1)\n"
              "      time.sleep(0.1)\n")
     try:
-        poll("the gateway process is up", lambda: proc.poll() is None and log.read_text().strip(), 20)
+        poll("the gateway process is up", lambda: proc.poll() is None and log.read_text().strip(), 20, 0.1)
         p = subprocess.run(["nsenter", f"--net=/proc/{proc.pid}/ns/net", sys.executable, "-c", probe],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, f"{p.stdout}{p.stderr}\n{log.read_text()}"
