@@ -482,13 +482,17 @@ def make_handler(cfg: Config, limiter: FailureLimiter):
                 total += size
                 if total > cfg.max_body:
                     raise BodyError(413, "request body too large")
-                while size:
-                    data = self._read(min(size, CHUNK))
-                    if not data:
-                        raise BodyError(400, "truncated body")
-                    size -= len(data)
-                    yield data
+                yield from self._read_exactly(size)
                 self._read(3, line=True)
+
+        def _read_exactly(self, n: int):
+            """n bytes of the client's body in pieces of at most CHUNK; a short body is a 400."""
+            while n:
+                data = self._read(min(n, CHUNK))
+                if not data:
+                    raise BodyError(400, "truncated body")
+                n -= len(data)
+                yield data
 
         def _body(self):
             """(length, iterator) of the client's body; length None when it came chunked."""
@@ -505,15 +509,7 @@ def make_handler(cfg: Config, limiter: FailureLimiter):
             n = int(cl[0])
             if n > cfg.max_body:
                 raise BodyError(413, "request body too large")
-
-            def gen(left=n):
-                while left:
-                    data = self._read(min(left, CHUNK))
-                    if not data:
-                        raise BodyError(400, "truncated body")
-                    left -= len(data)
-                    yield data
-            return n, gen()
+            return n, self._read_exactly(n)
 
         def _proxy(self):
             try:
