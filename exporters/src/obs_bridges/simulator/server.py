@@ -90,7 +90,7 @@ def world_from_args(a) -> World:
               railway_projects=a.railway_projects, supabase_projects=a.supabase_projects,
               history_hours=a.history_hours, gh_rate=a.github_rate, vc_rate=a.vercel_rate, rw_rate=a.railway_rate,
               time_scale=a.time_scale, outcome_rates=rates)
-    w.prometheus_dir = (getattr(a, "prometheus_dir", "") or "").strip() or None
+    w.prometheus_dir = a.prometheus_dir.strip() or None
     return w
 
 
@@ -810,7 +810,7 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
 
     srv = make_http_server(addr, port, Handler)
     srv.sim_state = state
-    if getattr(world, "prometheus_dir", None):
+    if world.prometheus_dir:
         written = write_prometheus_files(world, world.prometheus_dir)
         atexit.register(remove_files, written)
 

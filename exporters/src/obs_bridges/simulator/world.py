@@ -51,6 +51,10 @@ WORDS = ["amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor"
          "kestrel", "lumen", "maple", "nova", "onyx", "pine", "quartz", "river", "sage", "tundra"]
 
 
+def _is_deploy_workflow(name: str) -> bool:
+    return any(k in name.lower() for k in GH_DEPLOY_WORKFLOW)
+
+
 def noise(*key) -> float:
     """Deterministic pseudo-random number in [0, 1) from a key (independent of PYTHONHASHSEED)."""
     return (zlib.crc32("|".join(map(str, key)).encode()) & 0xFFFFFFFF) / 2**32
@@ -293,7 +297,7 @@ class World:
             queue, dur = durations
         else:
             queue, dur = self.scale(rng.uniform(3, 90)), None
-        kind = "github_deploy_failure" if any(k in wname.lower() for k in GH_DEPLOY_WORKFLOW) else \
+        kind = "github_deploy_failure" if _is_deploy_workflow(wname) else \
             "github_smoke_failure" if wname == GH_SMOKE_WORKFLOW[0] else "github_failure"
         fail_p = self.outcome_rates[kind]
         concl = conclusion or ("failure" if self.fail_all["github"] else _pick(rng, [
@@ -322,7 +326,7 @@ class World:
         run is created when its time comes (never listed ahead of time) from its own RNG, so the seeded
         timeline of the other runs (times, workflows, outcomes) is the same with or without it; only run ids
         shift. Injected runs trigger nothing."""
-        if run.conclusion != "success" or not any(k in run.workflow_name.lower() for k in GH_DEPLOY_WORKFLOW):
+        if run.conclusion != "success" or not _is_deploy_workflow(run.workflow_name):
             return
         key = f"{self.seed}/smoke/{run.id}"
         delay = self.scale(random.Random(key).uniform(5, 60))
