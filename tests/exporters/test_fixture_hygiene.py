@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from bridgetest import group_members
+
 HERE = Path(__file__).resolve().parent
 
 INNER = '''
@@ -24,14 +26,6 @@ def test_hang(procs):
     os.rename(os.environ["PIDS_OUT"] + ".tmp", os.environ["PIDS_OUT"])
     time.sleep(120)
 '''
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
 
 
 def test_killed_pytest_leaves_no_simulator_or_bridge(tmp_path):
@@ -49,13 +43,14 @@ def test_killed_pytest_leaves_no_simulator_or_bridge(tmp_path):
             assert time.monotonic() < deadline, "the inner pytest never started its simulator and bridge"
             time.sleep(0.2)
         pids = json.loads(out.read_text())
-        assert all(_alive(p) for p in pids), "the processes were not running before the kill"
+        # each process leads its own group (start_new_session): its group is it and its children
+        assert set(pids) <= set(group_members(pids)), "the processes were not running before the kill"
         os.kill(inner.pid, signal.SIGKILL)  # no teardown runs: only the kernel's death signal can clean up
         inner.wait(10)
         deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while group_members(pids) and time.monotonic() < deadline:
             time.sleep(0.1)
-        survivors = [p for p in pids if _alive(p)]
+        survivors = group_members(pids)
         assert not survivors, f"processes outlived the killed pytest: {survivors}"
     finally:
         if inner.poll() is None:
