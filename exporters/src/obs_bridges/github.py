@@ -201,15 +201,17 @@ class GitHubExporter(core.Exporter):
         return c
 
     # -- pagination: follow Link rel="next", never build page URLs
-    def _get_all(self, client: ApiClient, path: str, endpoint: str, params: dict | None, parser, max_pages=50):
+    def _get_all(self, client: ApiClient, path: str, endpoint: str, params: dict | None, parser, max_pages=50,
+                 last_page=lambda page: False):
+        """Every page's items; stops early after a page for which ``last_page(page)`` is true."""
         items = []
         url, p = path, params
         for _ in range(max_pages):
             resp, body = client.request("GET", url, endpoint, params=p, conditional=True)
-            data = decode_json(body, "github", endpoint)
-            items.extend(parser(data))
+            page = parser(decode_json(body, "github", endpoint))
+            items.extend(page)
             url, p = next_link(resp.headers.get("Link")), None
-            if not url:
+            if not url or last_page(page):
                 break
         return items
 
@@ -272,7 +274,7 @@ class GitHubExporter(core.Exporter):
             raise ApiError(errors[0].kind, f"{len(errors)} of {len(self.repos)} repositories failed; "
                            f"first: {errors[0]}", errors[0].status, errors[0].retry_after)
 
-    def _recent_runs(self, repo: str, start: float, max_pages: int = 50) -> list[Run]:
+    def _recent_runs(self, repo: str, start: float) -> list[Run]:
         """Runs created since ``start``, newest first.
 
         No ``created`` filter: the first page's URL never changes, so its ETag answers 304 (not counted
@@ -280,16 +282,10 @@ class GitHubExporter(core.Exporter):
         repository cost a counted request each time it moves. Later pages are read only while the page
         still reaches back into the window. What is kept and how deep pages are read use the same
         bound, so every run in the window is read on every poll (seeded once, or counted once)."""
-        runs: list[Run] = []
-        url, p = f"/repos/{repo}/actions/runs", {"per_page": self.x["per_page"]}
-        for _ in range(max_pages):
-            resp, body = self.runs_client.request("GET", url, "runs", params=p, conditional=True)
-            page = parse_runs(decode_json(body, "github", "runs"))
-            runs.extend(r for r in page if r.created >= start)
-            url, p = next_link(resp.headers.get("Link")), None
-            if not url or not page or min(r.created for r in page) < start:
-                break
-        return runs
+        runs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs", "runs",
+                             {"per_page": self.x["per_page"]}, parse_runs,
+                             last_page=lambda page: not page or min(r.created for r in page) < start)
+        return [r for r in runs if r.created >= start]
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
         by_key = {}
