@@ -111,6 +111,12 @@ def test_ports_on_loopback_only(name):
                 "only Grafana may be opened, and only by GRAFANA_BIND"
 
 
+def read_only(mount: str) -> bool:
+    """A short-syntax volume mount (`source:target[:options]`) with the `ro` option."""
+    parts = mount.split(":")
+    return len(parts) >= 3 and "ro" in parts[2].split(",")
+
+
 def tmpfs_owner(volume: str) -> dict | None:
     """uid, gid and mode of a named volume declared as a tmpfs with explicit owner options, else None."""
     opts = (DOC.get("volumes") or {}).get(volume) or {}
@@ -129,7 +135,6 @@ def test_non_root_and_volume_ownership(name):
     named = [v for v in s.get("volumes", []) if not v.startswith((".", "/"))]
     for v in named:
         volume, target = v.split(":")[:2]
-        read_only = "ro" in (v.split(":")[2].split(",") if v.count(":") >= 2 else [])
         t = tmpfs_owner(volume)
         if t is not None:
             # A volume shared between services (tmpfs with explicit owner options): its one writer runs as
@@ -137,7 +142,7 @@ def test_non_root_and_volume_ownership(name):
             # gets in, and no image path is copied over the explicit owner.
             uid, gid = (user.split(":") + [user])[:2]
             assert t["mode"] & 0o007 == 0, f"{volume}: mode {oct(t['mode'])} lets every user in"
-            if read_only:
+            if read_only(v):
                 assert gid == t["gid"], f"{name}: reads {volume} but its group {gid} is not the volume's {t['gid']}"
             else:
                 assert uid == t["uid"], f"{name}: writes {volume} but is not its owner uid {t['uid']}"
@@ -155,7 +160,7 @@ def test_shared_volumes_have_one_writer():
         if tmpfs_owner(volume) is None:
             continue
         mounts = [(n, v) for n, s in SERVICES.items() for v in s.get("volumes", []) if v.split(":")[0] == volume]
-        writers = [n for n, v in mounts if "ro" not in (v.split(":")[2].split(",") if v.count(":") >= 2 else [])]
+        writers = [n for n, v in mounts if not read_only(v)]
         assert len(writers) == 1 and len(mounts) >= 2, f"{volume}: mounted by {mounts}; exactly one writer expected"
 
 
