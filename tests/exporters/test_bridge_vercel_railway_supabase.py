@@ -279,6 +279,10 @@ def test_supabase_metrics_endpoint_and_scrape_config(procs, tmp_path):
     names = {f.name for f in text_string_to_metric_families(body.decode())}
     assert {"pg_up", "pg_stat_database_xact_commit", "pg_database_size_bytes"} <= names
     keys = tmp_path / "keys"
+    # A key file left from before a rotation, world-readable: replaced whole and made 0600.
+    keys.mkdir(mode=0o700)
+    (keys / p["ref"]).write_text("sb_old_rotated_key")
+    (keys / p["ref"]).chmod(0o644)
     env = {"PATH": "/usr/bin:/bin", "SUPABASE_API_URL": sim.url + "/supabase",
            "SUPABASE_ACCESS_TOKEN": "sbp_testtoken_98765",
            "SUPABASE_METRICS_URL_TEMPLATE": sim.url + "/supabase-metrics/{ref}/customer/v1/privileged/metrics"}
@@ -286,6 +290,8 @@ def test_supabase_metrics_endpoint_and_scrape_config(procs, tmp_path):
                           "--password-dir", str(keys)], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("job_name:") == 3
+    assert sorted(f.name for f in keys.iterdir()) == sorted(q["ref"] for q in world["projects"]), \
+        "only the key files, no temporary files left behind"
     assert f'metrics_path: "/supabase-metrics/{p["ref"]}/customer/v1/privileged/metrics"' in out.stdout
     assert (keys / p["ref"]).read_text() == p["service_role_key"]
     assert oct((keys / p["ref"]).stat().st_mode & 0o777) == "0o600"

@@ -14,6 +14,7 @@ import sys
 from urllib.parse import urlsplit
 
 from obs_bridges import config, core, log
+from obs_bridges.files import write_atomic
 from obs_bridges.httpclient import ApiError
 from obs_bridges.parsing import lst, obj, s
 
@@ -71,10 +72,9 @@ def main(argv: list[str]) -> int:
                     lg.warning("no service_role key returned", extra=log.kv(project=p.name))
                     continue
                 log.register_secret(key)
-                path = os.path.join(args.password_dir, p.ref)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(key)
+                # Atomic: Prometheus reads password_file on every scrape, and a rotated key must never be
+                # seen half-written (a 401 and a failed scrape).
+                write_atomic(os.path.join(args.password_dir, p.ref), key, mode=0o600)
     except (config.ConfigError, ApiError) as e:
         lg.error(f"cannot generate the scrape config: {e}")
         return 2
@@ -82,8 +82,7 @@ def main(argv: list[str]) -> int:
     if args.output == "-":
         sys.stdout.write(text)
     else:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_atomic(args.output, text, mode=0o644)
     return 0
 
 

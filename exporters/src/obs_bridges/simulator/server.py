@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from obs_bridges import log
 from obs_bridges.core import make_http_server
+from obs_bridges.files import write_atomic
 from obs_bridges.simulator import railway_gql
 from obs_bridges.simulator.world import DEFAULT_RATES, SB_SERVICES, World
 
@@ -833,33 +834,9 @@ SB_TARGETS_FILE = "supabase-metrics-targets.json"
 
 
 def _write_private(directory: str, name: str, text: str) -> str:
-    """Write DIR/NAME atomically (temporary file + rename, as file_sd wants), mode 0640, group = the
-    directory's group: compose's tmpfs volume belongs to Prometheus' group, which must read the files and
-    nobody else may (under a setgid directory the group is inherited; otherwise it is set when allowed)."""
-    path = os.path.join(directory, name)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        gid = os.stat(directory).st_gid
-        if os.fstat(fd).st_gid != gid:
-            try:
-                os.fchown(fd, -1, gid)
-            except PermissionError:
-                pass
-        os.fchmod(fd, 0o640)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fd = -1
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    """Mode 0640 with the directory's group: compose's tmpfs volume belongs to Prometheus' group, which must
+    read the files and nobody else may. Atomic, as file_sd wants."""
+    return write_atomic(os.path.join(directory, name), text, mode=0o640, group_of_dir=True)
 
 
 def write_prometheus_files(world: World, directory: str) -> list[str]:
