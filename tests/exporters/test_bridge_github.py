@@ -156,3 +156,25 @@ def test_explicit_repo_list_makes_no_discovery_calls(procs):
     sim, exp = start(procs, GITHUB_REPOSITORIES=REPO)
     assert not any("/orgs/" in r["path"] for r in sim.requests("github"))
     assert exp.value("github_actions_repositories") == 1
+
+
+def test_run_longer_than_the_window_is_counted_once_when_it_completes(procs):
+    """GITHUB_LOOKBACK_SECONDS at its minimum (600 s): a run created 590 s ago is listed for about 10 s,
+    then leaves the window still in progress and completes 20 s after injection. It is followed by id and
+    attempt (conditional: 304s while it runs, not counted) and counted once when it completes."""
+    sim, exp = start(procs, GITHUB_LOOKBACK_SECONDS="600")
+    rid = sim.inject("github", repo=REPO, count=1, conclusion="success", state="in_progress", created_ago=590,
+                     finish_in=20)["ids"][0]
+    wait_for(lambda: exp.value("github_actions_workflow_runs_active", repo=REPO, status="in_progress") == 1, 20,
+             what="the long run active")
+    wait_for(lambda: counted(exp) == 1, 45, what="the long run counted when it completes outside the window")
+    by_id = [r for r in sim.requests("github") if r["path"].endswith(f"/actions/runs/{rid}/attempts/1")]
+    assert by_id, "the run was read by id and attempt"
+    assert any(r["status"] == 304 for r in by_id), "unchanged while running: 304s"
+    assert not any(r["counted"] for r in by_id if r["status"] == 304)
+    assert exp.value("github_actions_workflow_runs_active", repo=REPO, status="in_progress") == 0
+    t0 = time.time()
+    wait_for(lambda: exp.polled("runs", t0 + 2.5), 15, what="three more polls")
+    assert counted(exp) == 1, "counted once"
+    assert not [r for r in sim.requests("github", since=t0) if f"/runs/{rid}/" in r["path"]], \
+        "a completed run is no longer followed"

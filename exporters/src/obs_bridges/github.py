@@ -19,6 +19,7 @@ CONCLUSIONS = ["success", "failure", "neutral", "cancelled", "timed_out", "actio
                "skipped", "startup_failure"]
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800)
+MAX_RUN_SECONDS = 35 * 86400  # GitHub cancels a workflow run that reaches 35 days
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _OWNER_RE = re.compile(r"^[A-Za-z0-9_.-]+(/\*)?$")
 
@@ -55,6 +56,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         "per_page": config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
         "use_etags": (env.get("GITHUB_USE_ETAGS", "true").strip().lower() not in ("0", "false", "no")),
         "max_job_fetches": config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
+        "max_tracked_runs": config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
     }
     return c
 
@@ -79,27 +81,29 @@ class Run:
 
 def parse_runs(data: Any) -> list[Run]:
     d = obj(data, "workflow runs")
-    out = []
-    for i, r in enumerate(lst(d.get("workflow_runs"), "workflow_runs")):
-        r = obj(r, f"workflow_runs[{i}]")
-        rid = num(r.get("id"), "run.id")
-        created = iso(r.get("created_at"), "run.created_at", optional=False)
-        wf = num(r.get("workflow_id"), "run.workflow_id", optional=True)
-        out.append(Run(
-            id=int(rid),
-            attempt=int(num(r.get("run_attempt"), "run.run_attempt", optional=True) or 1),
-            workflow_id=int(wf) if wf is not None else None,
-            name=s(r.get("name"), "run.name", optional=True) or "",
-            path=s(r.get("path"), "run.path", optional=True) or "",
-            branch=s(r.get("head_branch"), "run.head_branch", optional=True) or "",
-            event=s(r.get("event"), "run.event", optional=True) or "unknown",
-            status=s(r.get("status"), "run.status", optional=True) or "unknown",
-            conclusion=s(r.get("conclusion"), "run.conclusion", optional=True),
-            created=created,
-            started=iso(r.get("run_started_at"), "run.run_started_at"),
-            updated=iso(r.get("updated_at"), "run.updated_at"),
-        ))
-    return out
+    return [parse_run(r, f"workflow_runs[{i}]") for i, r in enumerate(lst(d.get("workflow_runs"), "workflow_runs"))]
+
+
+def parse_run(data: Any, where: str = "workflow run") -> Run:
+    """One run object: an item of the runs list, or GET /runs/{id}/attempts/{n}."""
+    r = obj(data, where)
+    rid = num(r.get("id"), "run.id")
+    created = iso(r.get("created_at"), "run.created_at", optional=False)
+    wf = num(r.get("workflow_id"), "run.workflow_id", optional=True)
+    return Run(
+        id=int(rid),
+        attempt=int(num(r.get("run_attempt"), "run.run_attempt", optional=True) or 1),
+        workflow_id=int(wf) if wf is not None else None,
+        name=s(r.get("name"), "run.name", optional=True) or "",
+        path=s(r.get("path"), "run.path", optional=True) or "",
+        branch=s(r.get("head_branch"), "run.head_branch", optional=True) or "",
+        event=s(r.get("event"), "run.event", optional=True) or "unknown",
+        status=s(r.get("status"), "run.status", optional=True) or "unknown",
+        conclusion=s(r.get("conclusion"), "run.conclusion", optional=True),
+        created=created,
+        started=iso(r.get("run_started_at"), "run.run_started_at"),
+        updated=iso(r.get("updated_at"), "run.updated_at"),
+    )
 
 
 @dataclass
@@ -174,6 +178,9 @@ class GitHubExporter(core.Exporter):
         self.seen = core.SeenSet(retention=2 * x["lookback"] + 3 * 3600)
         self.active: dict[str, dict[str, int]] = {}
         self.last_conclusion: dict[tuple[str, str], tuple[float, str]] = {}
+        # Runs (id, attempt) last seen not completed, by repo, with their created time: read one by one
+        # once they are no longer in the runs list's window (a long run, or an attempt replaced by a re-run).
+        self.unfinished: dict[str, dict[tuple[int, int], float]] = {}
         self.runs_total = self.counter(
             "github_actions_workflow_runs", "Completed workflow runs, counted once per run id and attempt.",
             ["repo", "workflow", "event", "branch", "conclusion"])
@@ -264,6 +271,7 @@ class GitHubExporter(core.Exporter):
                 if repo not in self.workflow_names:
                     self._fetch_workflows(repo, self.runs_client)
                 runs = self._recent_runs(repo, start)
+                runs += self._unlisted_unfinished(repo, runs, now)
                 self._process_runs(repo, runs, job_budget)
             except ApiError as e:
                 if e.kind in ("auth", "ratelimit", "config"):
@@ -286,6 +294,48 @@ class GitHubExporter(core.Exporter):
                              {"per_page": self.x["per_page"]}, parse_runs,
                              last_page=lambda page: not page or min(r.created for r in page) < start)
         return [r for r in runs if r.created >= start]
+
+    def _unlisted_unfinished(self, repo: str, listed: list[Run], now: float) -> list[Run]:
+        """Runs seen not completed that the window's list no longer shows: a run longer than
+        GITHUB_LOOKBACK_SECONDS, or attempt 1 of a run re-run before a poll saw it complete. Each is read
+        by id and attempt (conditional: a 304 is free) until it completes, so it is still counted once.
+        Given up after GitHub's 35-day limit on a run, or when the run is gone (404)."""
+        track = self.unfinished.get(repo)
+        if not track:
+            return []
+        shown = {(r.id, r.attempt) for r in listed}
+        out = []
+        for (rid, attempt), created in list(track.items()):
+            if (rid, attempt) in shown:
+                continue
+            if created < now - MAX_RUN_SECONDS:
+                del track[(rid, attempt)]
+                continue
+            try:
+                _, body = self.runs_client.request("GET", f"/repos/{repo}/actions/runs/{rid}/attempts/{attempt}",
+                                                   "run_attempt", conditional=True)
+            except ApiError as e:
+                if e.status == 404:
+                    del track[(rid, attempt)]
+                    continue
+                raise
+            out.append(parse_run(decode_json(body, "github", "run_attempt")))
+        return out
+
+    def _track_unfinished(self, repo: str, runs: list[Run]) -> None:
+        track = self.unfinished.setdefault(repo, {})
+        for r in runs:
+            if r.status == "completed":
+                track.pop((r.id, r.attempt), None)
+            else:
+                track[(r.id, r.attempt)] = r.created
+        excess = len(track) - self.x["max_tracked_runs"]
+        if excess > 0:  # the oldest are dropped: bounded memory and requests per poll
+            for key in sorted(track, key=track.get)[:excess]:
+                del track[key]
+            self.log.warning(f"more unfinished runs than GITHUB_MAX_TRACKED_RUNS; the {excess} oldest will be "
+                             "counted only if they complete inside the look-back window",
+                             extra=log.kv(repo=repo))
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
         by_key = {}
@@ -315,6 +365,7 @@ class GitHubExporter(core.Exporter):
                     if e.kind in ("auth", "ratelimit"):
                         raise
                     self.log.warning(f"jobs of a run could not be read: {e}", extra=log.kv(repo=repo))
+        self._track_unfinished(repo, runs)
         with self._state_lock:
             self.active = {**self.active, repo: active}
 

@@ -275,11 +275,15 @@ def github(state: SimState, method: str, path: str, q: dict, headers, base: str)
             jobs = [j for j in run.jobs if j.created <= now]
             items, total, h = paginate(jobs, lambda j: _gh_job(j, run, now))
             return 200, {"total_count": total, "jobs": items}, h
-        if len(rest) == 2 and rest[0] == "runs":
+        # GET a run (its latest attempt) or one attempt of it: /runs/{id}, /runs/{id}/attempts/{n}
+        if (len(rest) == 2 or (len(rest) == 4 and rest[2] == "attempts")) and rest[0] == "runs":
             try:
                 run = w.gh_run_by_id[int(rest[1])]
+                attempt = int(rest[3]) if len(rest) == 4 else run.attempt
             except (ValueError, KeyError):
                 raise Reply(404, {"message": "Not Found"}) from None
+            if run.repo != repo or run.created > now or attempt != run.attempt:
+                raise Reply(404, {"message": "Not Found"})
             return 200, _gh_run(run, now, base, repo), {}
     raise Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
 
@@ -614,7 +618,8 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
         if p == "github":
             ids = w.inject_gh_runs(data.get("repo"), n, data.get("conclusion"), data.get("state", "completed"),
                                    float(data.get("finish_in", 2.0)), float(data.get("duration", 60.0)),
-                                   {k: data[k] for k in ("workflow", "event", "branch") if k in data})
+                                   {k: data[k] for k in ("workflow", "event", "branch") if k in data},
+                                   float(data.get("created_ago", 1.0)))
         elif p == "vercel":
             ids = w.inject_vc(data.get("project"), n, data.get("outcome"), data.get("state", "completed"),
                               float(data.get("finish_in", 2.0)), data.get("target", "production"),

@@ -349,7 +349,10 @@ class World:
         return runs
 
     def inject_gh_runs(self, repo: str | None, count: int, conclusion: str | None, state: str,
-                       finish_in: float = 0.0, duration: float = 60.0, fixed: dict | None = None) -> list[int]:
+                       finish_in: float = 0.0, duration: float = 60.0, fixed: dict | None = None,
+                       created_ago: float = 1.0) -> list[int]:
+        """created_ago: for runs not yet completed, how long ago they were created (a long run that leaves
+        the exporter's look-back window before it finishes)."""
         with self.lock:
             now = self.now()
             ids = []
@@ -358,8 +361,9 @@ class World:
                     t0 = now - duration - 5 - (count - i) * 0.001
                     r = self._new_gh_run(self.inject_rng, t0, repo, conclusion, (5.0, duration), fixed)
                 else:  # in progress, finishing in finish_in seconds
-                    t0 = now - 1.0
-                    r = self._new_gh_run(self.inject_rng, t0, repo, conclusion, (0.5, finish_in + 0.5), fixed)
+                    t0 = now - max(1.0, created_ago)
+                    r = self._new_gh_run(self.inject_rng, t0, repo, conclusion, (0.5, finish_in + now - t0 - 0.5),
+                                         fixed)
                     if state == "queued":
                         r.started = now + finish_in
                         for j in r.jobs:
