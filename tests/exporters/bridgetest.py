@@ -203,6 +203,12 @@ class Exporter(Proc):
         age = u["last_success_age_seconds"]
         return age is not None and time.time() - age > after
 
+    def more_polls(self, upstream, n: int = 2, every: float = 1.0, timeout: float = 20) -> None:
+        """Wait for n more successful polls (poll interval `every`), so that a check that nothing changed
+        (nothing counted twice) has seen fresh polls instead of an arbitrary sleep."""
+        after = time.time() + (n - 1) * every + 0.05
+        wait_for(lambda: self.polled(upstream, after), timeout, what=f"{n} more polls of {upstream}")
+
 
 def _base_env(extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "VERCEL_", "RAILWAY_",

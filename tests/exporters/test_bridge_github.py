@@ -37,7 +37,7 @@ def test_values_match_world_and_history_is_not_counted(procs):
     done = sim.inject("github", repo=REPO, count=7, conclusion="failure", state="completed", duration=95)["ids"]
     live = sim.inject("github", repo=REPO, count=3, conclusion="success", state="in_progress", finish_in=2)["ids"]
     wait_for(lambda: counted(exp) == 10, 30, what="10 runs counted")
-    time.sleep(1.5)  # two more polls: nothing may be counted twice
+    exp.more_polls("runs")  # nothing may be counted twice
     assert counted(exp) == 10
     world = {r["id"]: r for r in sim.world("github")["runs"]}
     expected = collections.Counter()
@@ -125,7 +125,7 @@ def test_restart_does_not_double_count(procs):
     wait_for(lambda: counted(exp) == 4, 20, what="4 runs counted")
     exp.stop()
     exp2 = procs.exporter("github", gh_env(sim), wait_upstream="runs")
-    time.sleep(1.5)
+    exp2.more_polls("runs")
     assert counted(exp2) == 0, "the restarted exporter re-counted history"
     sim.inject("github", repo=REPO, count=2, state="completed")
     wait_for(lambda: counted(exp2) == 2, 20, what="2 new runs counted after restart")
@@ -174,7 +174,7 @@ def test_run_longer_than_the_window_is_counted_once_when_it_completes(procs):
     assert not any(r["counted"] for r in by_id if r["status"] == 304)
     assert exp.value("github_actions_workflow_runs_active", repo=REPO, status="in_progress") == 0
     t0 = time.time()
-    wait_for(lambda: exp.polled("runs", t0 + 2.5), 15, what="three more polls")
+    exp.more_polls("runs", n=3)
     assert counted(exp) == 1, "counted once"
     assert not [r for r in sim.requests("github", since=t0) if f"/runs/{rid}/" in r["path"]], \
         "a completed run is no longer followed"

@@ -36,7 +36,7 @@ def test_vercel_pagination_keeps_deployments_created_in_one_millisecond(procs):
     time.sleep(0.01)
     newer = sim.inject("vercel", project="web-birch", count=2, outcome="READY", state="completed")["ids"]
     wait_for(lambda: vc_counted(exp) == 5, 30, what="5 deployments counted")
-    time.sleep(1.5)  # a few more polls: nothing counted twice
+    exp.more_polls("deployments")  # nothing counted twice
     assert vc_counted(exp) == 5
     assert exp.value("vercel_deployments_total", project="web-amber", target="production", state="READY") == 3
     assert len(newer) == 2
@@ -98,7 +98,7 @@ def test_vercel_restart_and_churn(procs):
     exp2 = procs.exporter("vercel", {"VERCEL_API_URL": sim.url + "/vercel", "VERCEL_TOKEN": "vc_testtoken_abcdef",
                                      "VERCEL_TEAM_ID": "team_demo", "VERCEL_POLL_INTERVAL_SECONDS": "1",
                                      "VERCEL_MAX_PAGES": "50"}, wait_upstream="deployments")
-    time.sleep(1.2)
+    exp2.more_polls("deployments")
     assert vc_counted(exp2) == 0
 
 
@@ -107,7 +107,7 @@ def test_vercel_project_allow_list(procs):
     sim.inject("vercel", project="web-amber", count=2, outcome="READY", state="completed")
     sim.inject("vercel", project="web-birch", count=1, outcome="ERROR", state="completed")
     wait_for(lambda: vc_counted(exp) == 1, 20, what="1 counted")
-    time.sleep(1.2)
+    exp.more_polls("deployments")
     assert vc_counted(exp) == 1
     assert {s.labels["project"] for s in exp.samples() if "project" in s.labels} == {"web-birch"}
 
@@ -297,3 +297,18 @@ def test_supabase_metrics_endpoint_and_scrape_config(procs, tmp_path):
     assert oct((keys / p["ref"]).stat().st_mode & 0o777) == "0o600"
     assert p["service_role_key"] not in out.stderr
     _ = urllib.request
+
+
+def test_vercel_latest_state_on_a_same_millisecond_tie_is_the_first_listed(procs):
+    """Three deployments of one project in one millisecond of the API's timestamps, listed newest first:
+    the latest state is the first listed (the last injected), not whichever the loop saw last."""
+    sim, exp = vc_start(procs)
+    ids = sim.inject("vercel", project="web-amber", count=3, outcomes=["ERROR", "READY", "CANCELED"],
+                     state="completed", spacing=0)["ids"]
+    world = {d["uid"]: d for d in sim.world("vercel")["deployments"]}
+    assert len({int(world[u]["created"] * 1000) for u in ids}) == 1
+    assert [world[u]["state"] for u in ids] == ["ERROR", "READY", "CANCELED"]
+    wait_for(lambda: vc_counted(exp) == 3, 30, what="3 deployments counted")
+    rows = [s for s in exp.samples() if s.name == "vercel_latest_deployment_state"
+            and s.labels["project"] == "web-amber" and s.labels["target"] == "production"]
+    assert [s.labels["state"] for s in rows if s.value == 1] == ["CANCELED"]

@@ -39,6 +39,22 @@ def enum_gauge(name: str, doc: str, labelnames: list[str], enum_label: str, enum
     return g
 
 
+def latest_per_key(previous: dict, newest_first: Iterable[tuple[object, float, object]]) -> dict:
+    """The latest value per key, for "status of the latest deployment/run" gauges. Items are
+    (key, created, value) in the API's order, newest first, so on a tie at the API's timestamp resolution
+    (GitHub: seconds, Vercel: milliseconds) the first listed wins. A key not listed in this poll keeps its
+    previous value; a listed one replaces it unless it is older."""
+    fresh: dict = {}
+    for key, created, value in newest_first:
+        if key not in fresh or created > fresh[key][0]:
+            fresh[key] = (created, value)
+    out = dict(previous)
+    for key, v in fresh.items():
+        if key not in out or v[0] >= out[key][0]:
+            out[key] = v
+    return out
+
+
 class SeenSet:
     """Natural ids already counted, per scope (repo, project ...).
 

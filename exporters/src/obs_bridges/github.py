@@ -177,7 +177,7 @@ class GitHubExporter(core.Exporter):
         self.workflow_names: dict[str, dict[int, str]] = {}
         self.seen = core.SeenSet(retention=2 * x["lookback"] + 3 * 3600)
         self.active: dict[str, dict[str, int]] = {}
-        self.last_conclusion: dict[tuple[str, str], tuple[float, str]] = {}
+        self.last_conclusion: dict[tuple[str, str], tuple[tuple[float, int], str]] = {}
         # Runs (id, attempt) last seen not completed, by repo, with their created time: read one by one
         # once they are no longer in the runs list's window (a long run, or an attempt replaced by a re-run).
         self.unfinished: dict[str, dict[tuple[int, int], float]] = {}
@@ -344,11 +344,10 @@ class GitHubExporter(core.Exporter):
             by_key[(r.id, r.attempt)] = r
             if r.status != "completed":
                 active[r.status] = active.get(r.status, 0) + 1
-            else:
-                wf = self._workflow(repo, r)
-                prev = self.last_conclusion.get((repo, wf))
-                if prev is None or r.created >= prev[0]:
-                    self.last_conclusion[(repo, wf)] = (r.created, r.conclusion or "unknown")
+        # created_at has whole seconds: the run id (increasing) breaks ties
+        self.last_conclusion = core.latest_per_key(self.last_conclusion, (
+            ((repo, self._workflow(repo, r)), (r.created, r.id), r.conclusion or "unknown")
+            for r in runs if r.status == "completed"))
         new = self.seen.process(repo, ((k, r.status == "completed", r.created) for k, r in by_key.items()))
         for key in new:
             r = by_key[key]

@@ -330,16 +330,12 @@ class RailwayExporter(core.Exporter):
                 self.services.get(d.service_id, "unknown"))
 
     def _process(self, deps: list[Deployment], now: float) -> None:
-        latest = dict(self.latest)
         by_id = {}
         for d in deps:
             lb = self._labels(d)
             if lb is None:
                 continue
             by_id[d.id] = (d, lb)
-            prev = latest.get(lb)
-            if prev is None or d.created >= prev[0]:
-                latest[lb] = (d.created, d.status)
         # Only items inside the look-back window take part: the tail of the last page reaches further
         # back by a varying amount, and an old item first seen there must not be counted as new.
         start = now - self.x["lookback"]
@@ -348,7 +344,8 @@ class RailwayExporter(core.Exporter):
         for did in new:
             d, lb = by_id[did]
             self.deployments_total.labels(*lb, d.status).inc()
-        self.latest = latest
+        # each project's connection lists newest first
+        self.latest = core.latest_per_key(self.latest, ((lb, d.created, d.status) for d, lb in by_id.values()))
         self.seen.prune(now)
         if new:
             self._observe_steps([(did, by_id[did][1]) for did in new])

@@ -168,7 +168,6 @@ class VercelExporter(core.Exporter):
 
     def _process(self, deps: list[Deployment]) -> None:
         by_uid: dict[str, tuple[Deployment, str]] = {}
-        latest = dict(self.latest)
         for d in deps:
             name = self.projects.get(d.project_id) or d.name or "unknown"
             if not self._allowed(name) or (self.projects and d.project_id and d.project_id not in self.projects
@@ -176,9 +175,6 @@ class VercelExporter(core.Exporter):
                 continue
             name = name[:64]
             by_uid[d.uid] = (d, name)
-            prev = latest.get((name, d.target))
-            if prev is None or d.created >= prev[0]:
-                latest[(name, d.target)] = (d.created, d.state)
             if d.target == "production" and d.state == "READY" and d.ready:
                 if d.ready > self.prod_ready.get(name, 0):
                     self.prod_ready[name] = d.ready
@@ -190,7 +186,9 @@ class VercelExporter(core.Exporter):
                 self.queue_duration.labels(name, d.target).observe(d.building - d.created)
             if d.state == "READY" and d.building is not None and d.ready is not None and d.ready >= d.building:
                 self.build_duration.labels(name, d.target).observe(d.ready - d.building)
-        self.latest = latest
+        # deps are in the API's order (newest first, pages in turn)
+        self.latest = core.latest_per_key(self.latest, (((n, d.target), d.created, d.state)
+                                                        for d, n in by_uid.values()))
 
     def describe(self):
         return []

@@ -391,18 +391,21 @@ class World:
 
     def inject_vc(self, project: str | None, count: int, outcome: str | None, state: str,
                   finish_in: float = 0.0, target: str | None = "production", spacing: float = 0.001) -> list[str]:
-        """spacing: seconds between the created times of completed ones (0: all in one millisecond, as
-        a pagination edge case)."""
+        """spacing: seconds between the created times of completed ones, the later ones newer (0: all in
+        one millisecond of the API's timestamps, still in that order: a pagination and tie-break edge
+        case). outcome: one for all, or a list of one per deployment."""
         with self.lock:
             now = self.now()
             proj = next((p for p in self.vc_projects if p[1] == project), None) if project else None
             out = []
+            ms0 = math.floor((now - 100) * 1000) / 1000  # the start of a millisecond
             for i in range(count):
+                oc = outcome[i % len(outcome)] if isinstance(outcome, list) else outcome
                 if state == "completed":
-                    d = self._new_vc_deployment(self.inject_rng, now - 100 - (count - i) * spacing, proj, outcome,
-                                                (10.0, 60.0))
+                    t = ms0 + 1e-3 * (i + 1) / (count + 1) if spacing == 0 else now - 100 - (count - i) * spacing
+                    d = self._new_vc_deployment(self.inject_rng, t, proj, oc, (10.0, 60.0))
                 else:
-                    d = self._new_vc_deployment(self.inject_rng, now - 2, proj, outcome, (1.0, finish_in + 1))
+                    d = self._new_vc_deployment(self.inject_rng, now - 2, proj, oc, (1.0, finish_in + 1))
                 d.target = target
                 out.append(d.uid)
             return out
