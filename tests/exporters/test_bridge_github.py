@@ -61,10 +61,12 @@ def test_values_match_world_and_history_is_not_counted(procs):
     assert exp.value("github_actions_job_queue_seconds_count") == jobs
     # whole enum on the last conclusion; the latest completed run per workflow wins (among the runs inside the
     # exporter's look-back, GITHUB_LOOKBACK_SECONDS 2 h: older ones it never lists)
+    # (created_at has whole seconds; the run id breaks a tie, as in the exporter)
     latest = {}
     for r in world.values():
         if r["repo"] == REPO and r["status"] == "completed" and r["created"] >= time.time() - 7200:
-            if r["workflow"] not in latest or r["created"] >= latest[r["workflow"]]["created"]:
+            if r["workflow"] not in latest or (int(r["created"]), r["id"]) > (int(latest[r["workflow"]]["created"]),
+                                                                             latest[r["workflow"]]["id"]):
                 latest[r["workflow"]] = r
     for wf, r in latest.items():
         fam = [s for s in exp.samples() if s.name == "github_actions_workflow_last_conclusion"
