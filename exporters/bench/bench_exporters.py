@@ -167,15 +167,22 @@ def github_etag_run(seconds, n, k, use_etags):
             wait(lambda: json.loads(get(f"http://127.0.0.1:{port}/healthz"))["upstreams"]["runs"]["ok"], 120)
             t0 = time.time()
             time.sleep(seconds)
+            t1 = time.time()
             reqs = requests_log(url, "github", t0)
+            world = json.loads(get(f"{url}/_control/world/github"))
         finally:
             e.stop()
     finally:
         s.stop()
     counted = sum(1 for r in reqs if r["counted"])
+    jobs = sum(1 for r in reqs if r["counted"] and r["path"].endswith("/jobs"))
+    # runs created while measuring (scheduled ones and the smoke runs that follow successful deploys)
+    runs = sum(1 for r in world["runs"] if t0 <= r["created"] < t1)
     sim_hours = seconds * k / 3600
     return {"total_per_hour": len(reqs) / sim_hours, "counted_per_hour": counted / sim_hours,
-            "not_modified": sum(1 for r in reqs if r["status"] == 304) / sim_hours}
+            "not_modified": sum(1 for r in reqs if r["status"] == 304) / sim_hours,
+            "runs_per_hour": runs / sim_hours, "counted_per_run": counted / max(1, runs),
+            "jobs_share": jobs / max(1, counted)}
 
 
 def main():
@@ -211,7 +218,9 @@ def main():
     without = github_etag_run(a.github_seconds, n, a.compress, False)
     print(f"| github (ETags) | {with_e['counted_per_hour']:.0f} counted ({with_e['total_per_hour']:.0f} sent, "
           f"{with_e['not_modified']:.0f} answered 304) | 5000 | {100 * with_e['counted_per_hour'] / 5000:.1f}% | "
-          f"measured: {n} repos, 2 runs/repo/h, poll 60 s, world {a.compress:.0f}x compressed |")
+          f"measured: {n} repos, poll 60 s, world {a.compress:.0f}x compressed; {with_e['runs_per_hour']:.0f} runs/h "
+          f"(2 scheduled per repo + smoke runs after deploys), {with_e['counted_per_run']:.1f} counted per run "
+          f"({100 * with_e['jobs_share']:.0f}% of them job lists) |")
     print(f"| github (no ETags) | {without['counted_per_hour']:.0f} counted | 5000 | "
           f"{100 * without['counted_per_hour'] / 5000:.1f}% | same world, GITHUB_USE_ETAGS=false |")
 
