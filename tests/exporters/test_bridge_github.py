@@ -180,3 +180,27 @@ def test_run_longer_than_the_window_is_counted_once_when_it_completes(procs):
     assert counted(exp) == 1, "counted once"
     assert not [r for r in sim.requests("github", since=t0) if f"/runs/{rid}/" in r["path"]], \
         "a completed run is no longer followed"
+
+
+def test_attempt_replaced_by_a_rerun_between_polls_is_counted(procs):
+    """Attempt 1 ends (failure) and attempt 2 starts between two polls: the runs list shows only attempt 2,
+    so attempt 1 is read at /runs/{id}/attempts/1 and counted, with its jobs; then attempt 2 when it ends."""
+    sim, exp = start(procs)
+    rid = sim.inject("github", repo=REPO, count=1, conclusion="success", state="in_progress", finish_in=600)["ids"][0]
+    wait_for(lambda: exp.value("github_actions_workflow_runs_active", repo=REPO, status="in_progress") == 1, 20,
+             what="attempt 1 seen in progress")
+    assert sim.ctl("POST", "rerun/github", {"id": rid, "previous_conclusion": "failure", "duration": 2})["attempt"] == 2
+    wait_for(lambda: counted(exp) == 2, 30, what="both attempts counted")
+    by_conclusion = collections.Counter()
+    for s in exp.samples():
+        if s.name == "github_actions_workflow_runs_total":
+            by_conclusion[s.labels["conclusion"]] += s.value
+    assert by_conclusion == {"failure": 1, "success": 1}
+    paths = [r["path"] for r in sim.requests("github")]
+    assert any(p.endswith(f"/runs/{rid}/attempts/1") for p in paths)
+    assert any(p.endswith(f"/runs/{rid}/attempts/1/jobs") for p in paths)
+    assert any(p.endswith(f"/runs/{rid}/attempts/2/jobs") for p in paths)
+    jobs = len(next(r for r in sim.world("github")["runs"] if r["id"] == rid)["jobs"])
+    assert exp.value("github_actions_job_duration_seconds_count") == 2 * jobs
+    exp.more_polls("runs", n=3)
+    assert counted(exp) == 2, "counted once per attempt"

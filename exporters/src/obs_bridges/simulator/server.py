@@ -265,27 +265,32 @@ def github(state: SimState, method: str, path: str, q: dict, headers, base: str)
                             "completed") else r.conclusion, "branch": r.branch, "event": r.event}[k] == v]
             items, total, h = paginate(runs, lambda r: _gh_run(r, now, base, repo))
             return 200, {"total_count": total, "workflow_runs": items}, h
-        if len(rest) in (3, 5) and rest[0] == "runs" and rest[-1] == "jobs":
-            try:
-                run = w.gh_run_by_id[int(rest[1])]
-            except (ValueError, KeyError):
-                raise Reply(404, {"message": "Not Found"}) from None
-            if run.repo != repo or run.created > now:
-                raise Reply(404, {"message": "Not Found"})
-            jobs = [j for j in run.jobs if j.created <= now]
-            items, total, h = paginate(jobs, lambda j: _gh_job(j, run, now))
-            return 200, {"total_count": total, "jobs": items}, h
-        # GET a run (its latest attempt) or one attempt of it: /runs/{id}, /runs/{id}/attempts/{n}
-        if (len(rest) == 2 or (len(rest) == 4 and rest[2] == "attempts")) and rest[0] == "runs":
-            try:
-                run = w.gh_run_by_id[int(rest[1])]
-                attempt = int(rest[3]) if len(rest) == 4 else run.attempt
-            except (ValueError, KeyError):
-                raise Reply(404, {"message": "Not Found"}) from None
-            if run.repo != repo or run.created > now or attempt != run.attempt:
-                raise Reply(404, {"message": "Not Found"})
+        # A run (its latest attempt) or one attempt of it, and their jobs: /runs/{id}[/attempts/{n}][/jobs]
+        tail = rest[2:-1] if rest[-1:] == ["jobs"] else rest[2:]
+        if rest[:1] == ["runs"] and len(rest) >= 2 and (not tail or (len(tail) == 2 and tail[0] == "attempts")):
+            run = _gh_attempt(w, repo, rest[1], tail[1] if tail else None, now)
+            if rest[-1] == "jobs":
+                jobs = [j for j in run.jobs if j.created <= now]
+                items, total, h = paginate(jobs, lambda j: _gh_job(j, run, now))
+                return 200, {"total_count": total, "jobs": items}, h
             return 200, _gh_run(run, now, base, repo), {}
     raise Reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+
+
+def _gh_attempt(w, repo: str, run_id: str, attempt: str | None, now: float):
+    """The run with that id in that repository, at the given attempt (None: the latest), or a 404."""
+    try:
+        run = w.gh_run_by_id[int(run_id)]
+        n = run.attempt if attempt is None else int(attempt)
+    except (ValueError, KeyError):
+        raise Reply(404, {"message": "Not Found"}) from None
+    if run.repo != repo or run.created > now:
+        raise Reply(404, {"message": "Not Found"})
+    if n != run.attempt:
+        run = w.gh_past_attempts.get((run.id, n))
+        if run is None:
+            raise Reply(404, {"message": "Not Found"})
+    return run
 
 
 def _parse_iso(s: str) -> float:
@@ -610,6 +615,13 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
                 w.fail_all[p] = bool(data.get("enabled", True))
             return 200, {"fail_all": w.fail_all}, {}
         raise Reply(400, {"message": "unknown scenario"})
+    if parts == ["rerun", "github"]:
+        try:
+            attempt = w.rerun_gh(int(data["id"]), data.get("previous_conclusion", "failure"),
+                                 data.get("conclusion", "success"), float(data.get("duration", 60.0)))
+        except (KeyError, ValueError):
+            raise Reply(404, {"message": "no such run"}) from None
+        return 200, {"attempt": attempt}, {}
     if len(parts) == 2 and parts[0] == "inject":
         p = parts[1]
         n = int(data.get("count", 1))

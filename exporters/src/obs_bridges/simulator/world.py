@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Default outcome rates: a calm, healthy demo world. Everything that the alert rules treat as critical or
 # high (a failed Railway deployment, a failed Vercel production deployment, a failed deploy workflow, the
@@ -204,6 +204,7 @@ class World:
         self._gh_follow_ups: list[tuple[float, str, str, str]] = []  # (created, repo, branch, rng seed)
         self.gh_runs: dict[str, list[GhRun]] = {r: [] for r in self.gh_repos}
         self.gh_run_by_id: dict[int, GhRun] = {}
+        self.gh_past_attempts: dict[tuple[int, int], GhRun] = {}  # earlier attempts of re-run runs, as they ended
         self._gh_next_id = 1000
         self._gh_job_id = 50000
         self._gh_run_numbers: dict[int, int] = {}
@@ -373,6 +374,29 @@ class World:
                             j.completed = r.finished
                 ids.append(r.id)
             return ids
+
+    def rerun_gh(self, run_id: int, previous_conclusion: str = "failure", conclusion: str = "success",
+                 duration: float = 60.0) -> int:
+        """GitHub's "Re-run jobs": the current attempt ends now with `previous_conclusion` and attempt n+1
+        of the same run id starts. The runs list shows only the latest attempt; earlier ones are read at
+        /runs/{id}/attempts/{n}. Returns the new attempt number."""
+        with self.lock:
+            r = self.gh_run_by_id[run_id]
+            now = self.now()
+            end = lambda t: min(t, now)  # noqa: E731
+            self.gh_past_attempts[(r.id, r.attempt)] = replace(
+                r, started=end(r.started), finished=end(r.finished), conclusion=previous_conclusion,
+                jobs=[replace(j, created=end(j.created), started=end(j.started), completed=end(j.completed),
+                              conclusion=previous_conclusion) for j in r.jobs])
+            r.attempt += 1
+            r.started, r.finished, r.conclusion = now + 0.5, now + 0.5 + duration, conclusion
+            jobs = []
+            for j in r.jobs:
+                self._gh_job_id += 1
+                jobs.append(replace(j, id=self._gh_job_id, created=r.started, started=r.started + 0.5,
+                                    completed=r.finished, conclusion=conclusion))
+            r.jobs = jobs
+            return r.attempt
 
     # -- Vercel
     def _new_vc_deployment(self, rng: random.Random, t: float, project: tuple | None = None,
