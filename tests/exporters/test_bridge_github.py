@@ -204,3 +204,20 @@ def test_attempt_replaced_by_a_rerun_between_polls_is_counted(procs):
     assert exp.value("github_actions_job_duration_seconds_count") == 2 * jobs
     exp.more_polls("runs", n=3)
     assert counted(exp) == 2, "counted once per attempt"
+
+
+def test_followed_runs_outside_the_window_are_bounded(procs):
+    """GITHUB_MAX_TRACKED_RUNS=2 with 4 long runs leaving the window unfinished: the 2 newest are followed
+    and counted, the oldest 2 are dropped with a warning (bounded memory and requests per poll)."""
+    sim, exp = start(procs, GITHUB_LOOKBACK_SECONDS="600", GITHUB_MAX_TRACKED_RUNS="2")
+    ids = [sim.inject("github", repo=REPO, count=1, conclusion="success", state="in_progress", created_ago=590 - i,
+                      finish_in=20)["ids"][0] for i in range(4)]
+    wait_for(lambda: counted(exp) == 2, 45, what="the 2 followed runs counted")
+    followed = {rid for rid in ids for r in sim.requests("github") if r["path"].endswith(f"/runs/{rid}/attempts/1")}
+    assert followed == set(ids[2:]), "the newest two are followed"
+    exp.more_polls("runs", n=3)
+    assert counted(exp) == 2
+    warnings = [ln for ln in exp.log_lines() if "GITHUB_MAX_TRACKED_RUNS" in ln["msg"]]
+    # Once per newly dropped run set (twice if a poll fell between the four injections), though the dropped
+    # runs were listed again at each of the ~10 polls while they were in the window: no log flood.
+    assert 1 <= len(warnings) <= 2 and all(w["level"] == "warning" for w in warnings), warnings

@@ -181,6 +181,7 @@ class GitHubExporter(core.Exporter):
         # Runs (id, attempt) last seen not completed, by repo, with their created time: read one by one
         # once they are no longer in the runs list's window (a long run, or an attempt replaced by a re-run).
         self.unfinished: dict[str, dict[tuple[int, int], float]] = {}
+        self._dropped: dict[str, set[tuple[int, int]]] = {}
         self.runs_total = self.counter(
             "github_actions_workflow_runs", "Completed workflow runs, counted once per run id and attempt.",
             ["repo", "workflow", "event", "branch", "conclusion"])
@@ -330,12 +331,15 @@ class GitHubExporter(core.Exporter):
             else:
                 track[(r.id, r.attempt)] = r.created
         excess = len(track) - self.x["max_tracked_runs"]
-        if excess > 0:  # the oldest are dropped: bounded memory and requests per poll
-            for key in sorted(track, key=track.get)[:excess]:
-                del track[key]
+        dropped = set(sorted(track, key=track.get)[:max(0, excess)])
+        for key in dropped:  # the oldest: bounded memory and requests per poll
+            del track[key]
+        # Runs still in the window come back each poll: warn when a run is dropped for the first time only.
+        if dropped - self._dropped.get(repo, set()):
             self.log.warning(f"more unfinished runs than GITHUB_MAX_TRACKED_RUNS; the {excess} oldest will be "
                              "counted only if they complete inside the look-back window",
                              extra=log.kv(repo=repo))
+        self._dropped[repo] = dropped
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
         by_key = {}
