@@ -10,10 +10,14 @@ Standard library only; invoked as `python3 launch.py SPEC.json`.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
+
+PR_SET_PDEATHSIG = 1
 
 
 def sh(*args: str) -> None:
@@ -21,6 +25,7 @@ def sh(*args: str) -> None:
 
 
 def main(spec_path: str) -> None:
+    parent = os.getppid()  # the test process (`ip netns exec` and `unshare` exec, they do not fork)
     with open(spec_path) as f:
         spec = json.load(f)
     root, upper, work = spec["root"], spec["upper"], spec["work"]
@@ -59,6 +64,12 @@ def main(spec_path: str) -> None:
         os.setgid(gid)
     if uid is not None:
         os.setuid(uid)
+    # Die with the test process, even a SIGKILLed one that runs no teardown: set after the uid change
+    # (which clears it), kept across execve. Checked against a parent that died before it was set.
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        sys.exit(f"launch: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}")
+    if os.getppid() != parent:
+        sys.exit("launch: the test process that started this service is gone")
     os.execve(spec["argv"][0], spec["argv"], spec["env"])
 
 
