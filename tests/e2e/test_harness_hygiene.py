@@ -2,17 +2,15 @@
 runs then, so the kernel's death signal set by tests/harness/launch.py must take the services with it."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.harness.inner_pytest import inner_pytest, survivors_of_sigkill
 from tests.harness.stack import NativeStack
 
 INNER = '''
@@ -45,30 +43,16 @@ def test_killed_pytest_leaves_no_stack_service(tmp_path):
         pytest.skip(f"native stack: {reason}")
     (tmp_path / "test_inner.py").write_text(INNER)
     out = tmp_path / "info.json"
-    inner = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
-                              str(tmp_path), str(tmp_path / "test_inner.py")],
-                             cwd=ROOT, env={**os.environ, "INFO_OUT": str(out), "PYTHONPATH": str(ROOT)},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     info: dict = {}
     try:
-        deadline = time.monotonic() + 120
-        while not out.exists():
-            assert inner.poll() is None, "the inner pytest ended before its stack was up"
-            assert time.monotonic() < deadline, "the inner pytest never started its stack"
-            time.sleep(0.2)
-        info = json.loads(out.read_text())
-        assert info["pids"] and all(_alive(p) for p in info["pids"]), "the service was not running before the kill"
-        os.kill(inner.pid, signal.SIGKILL)  # no teardown runs
-        inner.wait(10)
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in info["pids"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        survivors = [p for p in info["pids"] if _alive(p)]
-        assert not survivors, f"stack services outlived the killed pytest: {survivors}"
+        with inner_pytest(["--rootdir", str(tmp_path), str(tmp_path / "test_inner.py")], ROOT,
+                          {**os.environ, "INFO_OUT": str(out), "PYTHONPATH": str(ROOT)}, out, 120,
+                          "stack") as (inner, info):
+            assert info["pids"] and all(_alive(p) for p in info["pids"]), \
+                "the service was not running before the kill"
+            survivors = survivors_of_sigkill(inner, lambda: [p for p in info["pids"] if _alive(p)])
+            assert not survivors, f"stack services outlived the killed pytest: {survivors}"
     finally:
-        if inner.poll() is None:
-            os.killpg(inner.pid, signal.SIGKILL)
-            inner.wait(10)
         for p in info.get("pids", []):
             try:
                 os.kill(p, signal.SIGKILL)

@@ -1,0 +1,45 @@
+"""Hygiene tests' common part: run a test in an inner pytest until it reports what it started, SIGKILL the
+inner pytest (no teardown runs) and see which of its processes outlive it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Collection, Iterator
+
+
+@contextmanager
+def inner_pytest(args: list[str], cwd: Path, env: dict, report: Path, timeout: float,
+                 what: str) -> Iterator[tuple[subprocess.Popen, object]]:
+    """Start `pytest args` in its own session and yield (process, JSON in `report`) once the inner test
+    has written `report` (within `timeout` s; `what` names what it starts). The inner run is killed at exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=cwd,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not report.exists():
+            assert proc.poll() is None, f"the inner pytest ended before its {what} was up"
+            assert time.monotonic() < deadline, f"the inner pytest never started its {what}"
+            time.sleep(0.2)
+        yield proc, json.loads(report.read_text())
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def survivors_of_sigkill(proc: subprocess.Popen, alive: Callable[[], Collection],
+                         timeout: float = 10) -> Collection:
+    """SIGKILL the inner pytest (only the kernel's death signal can clean up then) and return what
+    `alive()` still reports after up to `timeout` s."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive()
