@@ -130,9 +130,12 @@ def _alert_windows_for(panel: dict) -> set[str]:
 
 
 def _selectors(expr: str):
-    """Metric names used as series selectors (not functions, labels or keywords), with what follows."""
-    clean = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # no string contents
-    clean = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", clean)
+    """Metric names used as series selectors (not functions, labels or keywords), with what follows. The
+    matches' positions are those of `expr` (what is blanked out keeps its length)."""
+    blank = lambda m: '"' + " " * (len(m.group(0)) - 2) + '"'  # noqa: E731
+    clean = re.sub(r'"(?:[^"\\]|\\.)*"', blank, expr)          # no string contents
+    clean = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)",
+                   lambda m: " " * len(m.group(0)), clean)
     for m in re.finditer(r"(?<![\w:.$\[])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?\s*(\[|\(|)", clean):
         name, _, after = m.groups()
         if after == "(" or name.lower() in KEYWORDS or re.fullmatch(r"\d.*", name):

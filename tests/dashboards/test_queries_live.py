@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -188,9 +187,6 @@ def _run(lv: Live, q: dashlib.Query) -> list:
     raise ValueError(q.kind)
 
 
-SELECTOR_RE = re.compile(r'[a-zA-Z_:][\w:]*\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\}')
-
-
 def _diagnose(lv: Live, q: dashlib.Query) -> str:
     """What the empty query's selectors hold over the test's range: which series, and their raw samples
     (a flaky 'no data' is then explained by the CI log alone)."""
@@ -198,9 +194,10 @@ def _diagnose(lv: Live, q: dashlib.Query) -> str:
         return ""
     out = []
     expr = dashlib.substitute(q.expr)
-    # Every `name{matchers}` selector (matchers may quote braces); bare names are rare in panels.
-    for m in SELECTOR_RE.finditer(expr):
-        sel = m.group(0)
+    for name, _, m in _selectors(expr):
+        if name.startswith("re:"):
+            continue
+        sel = expr[m.start(1):m.end(2) if m.group(2) else m.end(1)]
         try:
             res = lv.prom_range(sel)
         except AssertionError as e:
