@@ -633,9 +633,9 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
                                    {k: data[k] for k in ("workflow", "event", "branch") if k in data},
                                    float(data.get("created_ago", 1.0)))
         elif p == "vercel":
-            ids = w.inject_vc(data.get("project"), n, data.get("outcomes") or data.get("outcome"), data.get("state", "completed"),
-                              float(data.get("finish_in", 2.0)), data.get("target", "production"),
-                              float(data.get("spacing", 0.001)))
+            ids = w.inject_vc(data.get("project"), n, data.get("outcomes") or data.get("outcome"),
+                              data.get("state", "completed"), float(data.get("finish_in", 2.0)),
+                              data.get("target", "production"), float(data.get("spacing", 0.001)))
         elif p == "railway":
             ids = w.inject_rw(n, data.get("outcome"), data.get("state", "completed"), data.get("project"))
         else:

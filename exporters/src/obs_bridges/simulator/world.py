@@ -413,7 +413,7 @@ class World:
         self.vc_deployments.append(d)
         return d
 
-    def inject_vc(self, project: str | None, count: int, outcome: str | None, state: str,
+    def inject_vc(self, project: str | None, count: int, outcome: str | list[str] | None, state: str,
                   finish_in: float = 0.0, target: str | None = "production", spacing: float = 0.001) -> list[str]:
         """spacing: seconds between the created times of completed ones, the later ones newer (0: all in
         one millisecond of the API's timestamps, still in that order: a pagination and tie-break edge
