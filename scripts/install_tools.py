@@ -251,35 +251,6 @@ def build_alertmanager(tool: Tool, version: str, out: Path) -> None:
                     tags="netgo", embed_dirs=["ui", "template", "asset"])
 
 
-def build_loki(tool: Tool, version: str, out: Path) -> None:
-    def prepare(tree: Path, info: dict) -> None:
-        # go.mod replaces github.com/grafana/loki/pkg/push => ./pkg/push, a nested module the zip omits.
-        gomod = (tree / "go.mod").read_text()
-        m = re.search(r"^\s*github\.com/grafana/loki/pkg/push\s+(\S+)", gomod, re.M)
-        if not m:
-            raise BuildError("loki go.mod: no require line for github.com/grafana/loki/pkg/push")
-        pushver = m.group(1)
-        log(f"loki: fetching nested module github.com/grafana/loki/pkg/push@{pushver} for ./pkg/push")
-        push = go_download("github.com/grafana/loki/pkg/push", pushver)
-        dst = tree / "pkg" / "push"
-        if dst.exists():
-            shutil.rmtree(dst)
-        writable_copy(push["Dir"], dst)
-
-    v = version.lstrip("v")
-    go_build_module(tool, "github.com/grafana/loki/v3", semver_v(version), v, out, {"loki": "./cmd/loki"},
-                    version_ldflags("github.com/prometheus/common/version", v,
-                                    extra=["github.com/grafana/loki/v3/pkg/util/build"]),
-                    tags="netgo", prepare=prepare, embed_dirs=["pkg", "cmd"])
-
-
-def build_tempo(tool: Tool, version: str, out: Path) -> None:
-    # Tempo's v2+ tags are not valid Go module versions; the proxy must be asked for the tag's commit.
-    # Here the proxy refuses the module outright, which probe() reports.
-    proxy_probe("github.com/grafana/tempo", "v" + version.lstrip("v"))
-    raise BuildError("unreachable")
-
-
 def build_otelcol(tool: Tool, version: str, out: Path) -> None:
     v = version.lstrip("v")
     manifest = ROOT / "otelcol" / "builder-config.yaml"
@@ -341,6 +312,12 @@ def build_pint(tool: Tool, version: str, out: Path) -> None:
                     f"-s -w -X main.version={version}")
 
 
+def build_actionlint(tool: Tool, version: str, out: Path) -> None:
+    go_build_module(tool, "github.com/rhysd/actionlint", semver_v(version), version, out,
+                    {"actionlint": "./cmd/actionlint"},
+                    f"-s -w -X github.com/rhysd/actionlint.version={version}")
+
+
 def build_compose_spec(tool: Tool, version: str, out: Path) -> None:
     # The Compose Specification JSON schema, as docker compose itself embeds it (compose-go).
     info = go_download("github.com/compose-spec/compose-go/v2", semver_v(version))
@@ -351,12 +328,11 @@ def build_compose_spec(tool: Tool, version: str, out: Path) -> None:
 TOOLS: list[Tool] = [
     Tool("prometheus", "PROMETHEUS_VERSION", ["prometheus", "promtool"], build_prometheus),
     Tool("alertmanager", "ALERTMANAGER_VERSION", ["alertmanager", "amtool"], build_alertmanager),
-    Tool("loki", "LOKI_VERSION", ["loki"], build_loki, ["-version"]),
     Tool("otelcol", "OTELCOL_VERSION", ["otelcol"], build_otelcol),
     Tool("blackbox", "BLACKBOX_VERSION", ["blackbox_exporter"], build_blackbox),
-    Tool("tempo", "TEMPO_VERSION", ["tempo"], build_tempo, ["-version"]),
     Tool("sloth", "SLOTH_VERSION", ["sloth"], build_sloth, ["version"]),
     Tool("pint", "PINT_VERSION", ["pint"], build_pint, ["version"]),
+    Tool("actionlint", "ACTIONLINT_VERSION", ["actionlint"], build_actionlint, ["-version"]),
     Tool("compose-spec", "COMPOSE_GO_VERSION", ["compose-spec.json"], build_compose_spec, []),
 ]
 BY_NAME = {t.name: t for t in TOOLS}

@@ -79,7 +79,12 @@ def health_url(test) -> str | None:
     """The URL a compose healthcheck probes (wget/python one-liners), or None."""
     text = " ".join(test) if isinstance(test, list) else str(test or "")
     m = _HEALTH_URL.search(text)
-    return m.group(0) if m else None
+    if not m:
+        return None
+    # `promtool check ready --url=BASE` probes BASE/-/ready.
+    if isinstance(test, list) and "promtool" in " ".join(test[:2]) and test[2:4] == ["check", "ready"]:
+        return m.group(0).rstrip("/") + "/-/ready"
+    return m.group(0)
 
 
 def services(env: dict[str, str] | None = None) -> dict[str, Service]:
