@@ -191,7 +191,8 @@ def test_retention_on_every_store():
     assert loki["limits_config"]["retention_period"]
     assert all(c["schema"] == "v13" and c["store"] == "tsdb" for c in loki["schema_config"]["configs"])
     tempo = yaml.safe_load((compose.ROOT / "tempo/tempo.yml").read_text())
-    assert tempo["compactor"]["compaction"]["block_retention"]
+    # Tempo 3.0: retention runs in the backend worker (the 2.x compactor block is gone).
+    assert tempo["backend_worker"]["compaction"]["block_retention"] == "168h"
 
 
 def test_every_bind_mount_source_exists():
