@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from obs_bridges import log
@@ -82,45 +84,82 @@ def check_url(name: str, raw: str) -> None:
         raise ConfigError(f"{name} must be an http(s) URL like https://host/path, got {raw!r}")
 
 
+class SecretRead(NamedTuple):
+    value: str | None
+    problem: str | None  # what is wrong, naming the variable and file, never the value
+    state: str  # ok, unset, missing, empty or unreadable
+
+
 class SecretSource:
     """A token read from ``NAME`` or from the file named by ``NAME_FILE``.
 
     The file is re-read on every ``get()`` so that a rotated or late-mounted secret is picked up
     without a restart. Problems are reported as text naming the variable, never the value.
+    A file that exists but cannot be read (permissions, a directory, a dangling link ...) is
+    ``unreadable``: unlike a missing or empty file it never means "no token" (see ``common``).
     """
 
     def __init__(self, env: Mapping[str, str], name: str):
         self.name = name
         self._value = _get(env, name)
-        self._file = _get(env, name + "_FILE")
+        self.file = _get(env, name + "_FILE")
+        self.reported: str | None = None  # the unreadable-file problem last logged (core.require_secret)
         if self._value:
             log.register_secret(self._value)
 
     @property
     def configured(self) -> bool:
-        return bool(self._value or self._file)
+        return bool(self._value or self.file)
 
     def get(self) -> tuple[str | None, str | None]:
-        if self._file:
-            try:
-                with open(self._file, encoding="utf-8") as fh:
-                    v = fh.read().strip()
-            except OSError as e:
-                return None, f"cannot read {self.name}_FILE ({self._file}): {e.strerror or e}"
-            if not v:
-                return None, f"{self.name}_FILE ({self._file}) is empty: put the token in it"
-            log.register_secret(v)
-            return v, None
+        r = self.read()
+        return r.value, r.problem
+
+    def read(self) -> SecretRead:
+        if self.file:
+            return self._read_file()
         if self._value:
-            return self._value, None
-        return None, f"{self.name} is not set: set {self.name} or {self.name}_FILE"
+            return SecretRead(self._value, None, "ok")
+        return SecretRead(None, f"{self.name} is not set: set {self.name} or {self.name}_FILE", "unset")
+
+    def _read_file(self) -> SecretRead:
+        var, path = f"{self.name}_FILE", self.file
+        try:
+            os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return SecretRead(None, f"cannot read {var} ({path}): it does not exist", "missing")
+        except OSError as e:  # e.g. a folder on the way this uid cannot search: it may well exist
+            return self._unreadable(e.strerror or str(e))
+        try:
+            # stat first: a directory or FIFO is no token (and opening a FIFO would block the poll)
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return self._unreadable("not a regular file")
+            with open(path, "rb") as fh:
+                v = fh.read().decode("utf-8").strip()
+        except FileNotFoundError:
+            return self._unreadable("a dangling symbolic link" if os.path.lexists(path) else "removed while read")
+        except OSError as e:
+            return self._unreadable(e.strerror or str(e))
+        except UnicodeDecodeError:
+            return self._unreadable("not UTF-8 text")
+        if not v:
+            return SecretRead(None, f"{var} ({path}) is empty: put the token in it", "empty")
+        log.register_secret(v)
+        return SecretRead(v, None, "ok")
+
+    def _unreadable(self, why: str) -> SecretRead:
+        uid, gid, path = os.getuid(), os.getgid(), self.file
+        return SecretRead(None, f"{self.name}_FILE names {path}, which uid {uid} cannot read ({why}); no data until "
+                          f"it can (an existing file never means demo mode). Make it a regular file uid {uid} can "
+                          f"read: chmod 0644 {path} (or chown {uid}, or chgrp {gid} and chmod 0640)", "unreadable")
 
 
 class FixedSecret(SecretSource):
     def __init__(self, name: str, value: str):
         self.name = name
         self._value = value
-        self._file = None
+        self.file = None
+        self.reported = None
 
 
 @dataclass
@@ -139,7 +178,8 @@ class Common:
 def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, real_url: str) -> Common:
     """Read the settings every exporter shares and decide demo versus live mode.
 
-    Live mode: the token (or its _FILE) is set; the API URL is ``<URL_VAR>`` or the real API.
+    Live mode: the token (or its _FILE) is set, or its _FILE exists but cannot be read; the API URL is
+    ``<URL_VAR>`` or the real API.
     Demo mode: no token and ``OBS_DEMO_SIMULATOR_URL`` set; the simulator URL and a demo token
     are used and every series gets the label ``demo="true"``.
     """
@@ -154,8 +194,10 @@ def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, 
     demo = False
     # A *_FILE that is missing or empty counts as "no token" here, so compose can always mount the secret
     # file and demo mode still applies until a token is written into it (then restart the exporter).
-    has_token = token.get()[0] is not None
-    if has_token or (token.configured and not demo_base):
+    # One that exists but cannot be read is a token the operator meant to give: live mode, never demo
+    # data; polls fail with reason token_unreadable until the file is readable.
+    read = token.read()
+    if read.value is not None or read.state == "unreadable" or (token.configured and not demo_base):
         api_url = env_url(env, url_var, real_url)
     elif demo_base:
         check_url(DEMO_ENV, demo_base)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import socket
 import threading
@@ -19,6 +20,29 @@ from obs_bridges import __version__, log
 from obs_bridges.httpclient import ApiError, RateLimitState
 
 LOG = log.get("obs_bridges.core")
+# A token file that exists but cannot be read is re-checked this often at most: no API request is made
+# while it fails, so there is nothing to back off from, and a fixed file is picked up soon.
+TOKEN_RETRY_SECONDS = 5.0
+_SECRET_LOCK = threading.Lock()
+
+
+def require_secret(source, logger: logging.Logger) -> str:
+    """The secret's value, or ApiError: ``token_unreadable`` when its _FILE exists but cannot be read,
+    ``config`` when it is unset, missing or empty. The unreadable file is logged once at error by
+    whichever poll sees it first (again if the problem changes), its recovery once at info."""
+    r = source.read()
+    problem = r.problem if r.state == "unreadable" else None
+    with _SECRET_LOCK:
+        before, source.reported = source.reported, problem
+    if problem and problem != before:
+        logger.error(problem, extra=log.kv(variable=f"{source.name}_FILE", file=source.file, uid=os.getuid(),
+                                           reason="token_unreadable"))
+    elif before and r.state == "ok":
+        logger.info(f"{source.name}_FILE can be read again", extra=log.kv(variable=f"{source.name}_FILE",
+                                                                         file=source.file))
+    if r.problem:
+        raise ApiError("token_unreadable" if problem else "config", r.problem)
+    return r.value
 
 
 # ---------------------------------------------------------------- metric helpers
@@ -232,10 +256,7 @@ class Exporter:
         return u
 
     def token(self) -> str:
-        tok, problem = self.settings.token.get()
-        if problem:
-            raise ApiError("config", problem)
-        return tok
+        return require_secret(self.settings.token, self.log)
 
     # -- rendering: /metrics serves bytes rendered after each poll, so a scrape costs no work
     def render(self) -> None:
@@ -294,6 +315,8 @@ class Exporter:
         delay *= random.uniform(0.8, 1.2)
         if retry_after is not None:
             delay = max(delay if kind != "ratelimit" else 0.0, retry_after + random.uniform(0.05, 0.5))
+        if kind == "token_unreadable":
+            delay = min(u.interval, TOKEN_RETRY_SECONDS) * random.uniform(0.8, 1.2)
         hint = {
             "auth": f"check {self.settings.token.name} (or {self.settings.token.name}_FILE): the API rejected it",
             "config": "",
@@ -307,7 +330,8 @@ class Exporter:
         # One line per distinct problem; repeated identical failures log at debug only.
         prev = self._logged_errors.get(u.name)
         key = f"{kind}:{message}"
-        lvl = logging.WARNING if prev != key else logging.DEBUG
+        # An unreadable token file was logged once for the whole exporter by require_secret.
+        lvl = logging.WARNING if prev != key and kind != "token_unreadable" else logging.DEBUG
         self._logged_errors[u.name] = key
         self.log.log(lvl, f"{u.name} poll failed: {message}" + (f" ({hint})" if hint else ""),
                      extra=log.kv(upstream=u.name, reason=kind, retry_in_s=round(delay, 1),

@@ -21,7 +21,8 @@ RETRY_STATUSES = (500, 502, 503, 504)
 
 
 class ApiError(Exception):
-    """A failed upstream call. ``kind`` is one of: auth, ratelimit, http, network, timeout, parse, config."""
+    """A failed upstream call. ``kind`` is one of: auth, ratelimit, http, network, timeout, parse, config,
+    token_unreadable (core.require_secret)."""
 
     def __init__(self, kind: str, message: str, status: int | None = None, retry_after: float | None = None):
         super().__init__(log.redact(message))

@@ -111,9 +111,7 @@ class PgStats:
             from psycopg import sql
         except ImportError as e:  # pragma: no cover - the image installs it
             raise ApiError("config", "psycopg is not installed: pip install 'obs-bridges[postgres]'") from e
-        dsn, problem = self.secret.get()
-        if problem:
-            raise ApiError("config", problem)
+        dsn = core.require_secret(self.secret, log.get("obs_bridges.supabase"))
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = psycopg.connect(dsn, connect_timeout=max(1, int(self.timeout)), autocommit=True,
