@@ -10,6 +10,7 @@ Usage: scripts/install-tools [--only NAME[,NAME]] [--strict] [--list]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -76,21 +77,27 @@ class Tool:
 
 # ---------------------------------------------------------------- helpers
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, label: str = "") -> str:
-    """Run a command, printing a heartbeat every 30 s so long builds visibly progress."""
+@contextlib.contextmanager
+def heartbeat(label: str):
+    """Print a line every 30 s while the block runs, so long builds and downloads visibly progress."""
     start = time.monotonic()
     done = threading.Event()
 
     def beat() -> None:
         while not done.wait(30):
-            log(f"  ... {label or cmd[0]} still running ({int(time.monotonic() - start)} s)")
+            log(f"  ... {label} still running ({int(time.monotonic() - start)} s)")
 
-    t = threading.Thread(target=beat, daemon=True)
-    t.start()
+    threading.Thread(target=beat, daemon=True).start()
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        yield
     finally:
         done.set()
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, label: str = "") -> str:
+    """Run a command with a heartbeat; BuildError with the output's tail when it fails."""
+    with heartbeat(label or cmd[0]):
+        p = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode != 0:
         tail = "\n".join(p.stdout.splitlines()[-40:])
         raise BuildError(f"`{' '.join(cmd)}` failed (exit {p.returncode}) in {cwd}:\n{tail}")
@@ -122,9 +129,18 @@ def proxy_probe(module: str, version: str) -> None:
 
 def go_download(module: str, version: str) -> dict:
     proxy_probe(module, version)
-    out = run(["go", "mod", "download", "-json", f"{module}@{version}"], env=go_env(), label="go mod download")
-    info = json.loads(out)
+    # -json reports a failure in its output (exit 1), which says whether the source refused it.
+    with heartbeat(f"go mod download {module}"):
+        p = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], env=go_env(), text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        info = json.loads(p.stdout)
+    except ValueError:
+        raise BuildError(f"go mod download {module}@{version} failed (exit {p.returncode}): {p.stderr[-400:]}") from None
     if info.get("Error"):
+        if re.search(r"verifying .*sumdb.*: (403|404|410) ", info["Error"]):
+            # The checksum database cannot vouch for it here: refused, never built unverified.
+            raise Unavailable(f"the checksum database does not answer for {module}@{version}: {info['Error'][-160:]}")
         raise BuildError(f"go mod download {module}@{version}: {info['Error']}")
     return info
 
@@ -277,8 +293,17 @@ def build_otelcol(tool: Tool, version: str, out: Path) -> None:
 
 
 def build_blackbox(tool: Tool, version: str, out: Path) -> None:
-    # The module proxy refuses prometheus/blackbox_exporter; Debian's package is the same release.
+    # From the module proxy where it serves the release (GitHub's runners); here it refuses
+    # prometheus/blackbox_exporter, and Debian's package stands in, only at the pinned release.
     want = version.lstrip("v")
+    try:
+        go_build_module(tool, "github.com/prometheus/blackbox_exporter", semver_v(version), want, out,
+                        {"blackbox_exporter": "."},
+                        version_ldflags("github.com/prometheus/common/version", want), tags="netgo")
+        return
+    except Unavailable as e:
+        log(f"blackbox: {e}; using Debian's package instead")
+        shutil.rmtree(out, ignore_errors=True)
     src = Path("/usr/bin/prometheus-blackbox-exporter")
     if not src.exists():
         if shutil.which("apt-get") is None:
@@ -318,6 +343,14 @@ def build_actionlint(tool: Tool, version: str, out: Path) -> None:
                     f"-s -w -X github.com/rhysd/actionlint.version={version}")
 
 
+def build_compose_cli(tool: Tool, version: str, out: Path) -> None:
+    # The Compose CLI (standalone `docker-compose`): `config` parses, merges and interpolates compose files
+    # exactly as `docker compose up` does, without an engine.
+    go_build_module(tool, "github.com/docker/compose/v5", semver_v(version), version, out,
+                    {"docker-compose": "./cmd"},
+                    f"-s -w -X github.com/docker/compose/v5/internal.Version={version}")
+
+
 def build_compose_spec(tool: Tool, version: str, out: Path) -> None:
     # The Compose Specification JSON schema, as docker compose itself embeds it (compose-go).
     info = go_download("github.com/compose-spec/compose-go/v2", semver_v(version))
@@ -333,6 +366,7 @@ TOOLS: list[Tool] = [
     Tool("sloth", "SLOTH_VERSION", ["sloth"], build_sloth, ["version"]),
     Tool("pint", "PINT_VERSION", ["pint"], build_pint, ["version"]),
     Tool("actionlint", "ACTIONLINT_VERSION", ["actionlint"], build_actionlint, ["-version"]),
+    Tool("compose", "COMPOSE_CLI_VERSION", ["docker-compose"], build_compose_cli, ["version"]),
     Tool("compose-spec", "COMPOSE_GO_VERSION", ["compose-spec.json"], build_compose_spec, []),
 ]
 BY_NAME = {t.name: t for t in TOOLS}

@@ -1,10 +1,15 @@
 """Minimal OTLP/HTTP JSON payloads (the protobuf-JSON mapping the collector accepts) for smoke tests."""
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
 import urllib.request
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 
 def ids() -> tuple[str, str]:
@@ -49,3 +54,21 @@ def post(base_url: str, signal: str, payload: dict) -> int:
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
         return r.status
+
+
+_IDS = ("traceId", "spanId", "parentSpanId")
+
+
+def _b64_ids(node):
+    """OTLP/JSON writes ids as hex; protobuf's JSON mapping wants base64 for bytes fields."""
+    if isinstance(node, dict):
+        return {k: base64.b64encode(bytes.fromhex(v)).decode() if k in _IDS else _b64_ids(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_b64_ids(v) for v in node]
+    return node
+
+
+def message(signal: str, payload: dict):
+    """One of the payloads above as the OTLP protobuf request message ("logs" or "traces")."""
+    cls = {"logs": ExportLogsServiceRequest, "traces": ExportTraceServiceRequest}[signal]
+    return json_format.ParseDict(_b64_ids(payload), cls())

@@ -1,5 +1,8 @@
 """The smoke assertions, shared by the native tier and the Docker tier: given where each service
-answers, prove the pipeline end to end (targets up, OTLP span/log/metric found in Tempo/Loki/Prometheus)."""
+answers, prove the pipeline end to end (targets up, OTLP span/log/metric found in Tempo/Loki/Prometheus).
+
+loki_has_log and tempo_has_trace ask the real Loki and Tempo HTTP APIs (Docker tier); sink_has_log and
+sink_has_trace ask the OTLP sink that stands in for them on the native stack (tests/harness/otlp_sink.py)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import urllib.request
 from typing import Callable
 
 from tests.e2e import otlp
+from tests.harness import otlp_sink
 
 
 def get_json(url: str, timeout: float = 10) -> dict:
@@ -65,3 +69,15 @@ def prometheus_has_metric(prom: str, sent: dict) -> list:
 def tempo_has_trace(tempo: str, sent: dict) -> dict:
     r = get_json(f"{tempo}/api/v2/traces/{sent['trace_id']}")
     return r if "smoke-span" in json.dumps(r) else {}
+
+
+def sink_has_log(sink: str, sent: dict) -> list:
+    """The log record of send_signals at the sink standing in for Loki, with its trace and span ids."""
+    return [r for r in otlp_sink.query(sink, "logs", trace_id=sent["trace_id"], service_name=sent["service"])
+            if r["span_id"] == sent["span_id"] and sent["smoke_id"] in str(r["body"])]
+
+
+def sink_has_trace(sink: str, sent: dict) -> list:
+    """The span of send_signals at the sink standing in for Tempo."""
+    return otlp_sink.query(sink, "spans", trace_id=sent["trace_id"], span_id=sent["span_id"],
+                           service_name=sent["service"], name="smoke-span")

@@ -5,6 +5,8 @@ Each service gets its own network namespace (so every process binds its usual po
 container) joined to a bridge on a private 127.x.y.0/24 loopback subnet (route_localnet), and its own
 /etc/hosts mapping every compose service name to its address. Config files stay byte-for-byte.
 
+Loki and Tempo run as our OTLP sink (STAND_INS below, tests/harness/otlp_sink.py) at their compose hostnames.
+
 Usage from a script:   with NativeStack(["prometheus", "loki"]) as s: print(s.url("loki", 3100))
 Usage from pytest:     the `native_stack` fixture in tests/conftest.py.
 Requires root, iproute2 and overlayfs; `NativeStack.unavailable_reason()` says why not when it cannot run.
@@ -32,19 +34,22 @@ import install_tools  # noqa: E402
 
 LAUNCH = Path(__file__).with_name("launch.py")
 
-# compose image -> (tool name, binary) of the native build. Images not listed here have no native
-# binary on this machine (Grafana: not buildable in reasonable time; see README).
+# compose image -> (tool name, binary) of the native build. Images listed in none of the tables here have
+# nothing that runs natively (Grafana: AGPL and not buildable here; see README).
 NATIVE_BINARIES = {
     "prom/prometheus": ("prometheus", "prometheus"),
     "prom/alertmanager": ("alertmanager", "alertmanager"),
-    "grafana/loki": ("loki", "loki"),
-    "grafana/tempo": ("tempo", "tempo"),
     "obs-stack/otelcol": ("otelcol", "otelcol"),
     "prom/blackbox-exporter": ("blackbox", "blackbox_exporter"),
 }
 # Python services run on the host interpreter: our own image by module, and the stock python image
 # (which runs a mounted script) by its command minus the leading `python`.
 PYTHON_IMAGES = {"obs-stack/bridges": ["-m", "obs_bridges"], "obs-stack/demo": ["-m", "obs_demo"], "python": []}
+# compose image -> OTLP sink profile that runs in its place. Loki and Tempo are AGPL: this project never
+# downloads or builds them (issue 11). The native tests use them only as destinations, so our OTLP receiver
+# stands in, listening where their own config files say and recording what arrives (otlp_sink.py). Loki and
+# Tempo themselves (configs, LogQL, TraceQL) are tested through their images in the Docker tier (tests/docker).
+STAND_INS = {"grafana/loki": "loki", "grafana/tempo": "tempo"}
 
 
 class StackError(RuntimeError):
@@ -70,9 +75,21 @@ def _image_name(image: str) -> str:
     return image.rsplit(":", 1)[0] if ":" in image.split("/")[-1] else image
 
 
+def stand_in(svc: compose.Service) -> str | None:
+    """The OTLP sink profile that runs in place of `svc`, or None when the service itself runs."""
+    return STAND_INS.get(_image_name(svc.image))
+
+
 def native_command(svc: compose.Service) -> tuple[list[str], dict] | str:
     """argv and extra mounts to run `svc` natively, or the reason it cannot run here."""
     image = _image_name(svc.image)
+    if image in STAND_INS:
+        # Records go to the service's named volume (so a restart keeps them); the service's own command
+        # line is passed on, for its -config.file. A Python process run as root, like the others here.
+        data = [m.target for m in svc.mounts if m.kind == "volume"][:1]
+        argv = [sys.executable, "-m", "tests.harness.otlp_sink", "--as", STAND_INS[image],
+                *(["--data", data[0]] if data else []), "--", *svc.command]
+        return argv, {"python": True}
     if image in NATIVE_BINARIES:
         tool, binary = NATIVE_BINARIES[image]
         path = install_tools.tool_path(tool, binary)
@@ -181,6 +198,10 @@ class NativeStack:
 
     def ip(self, service: str) -> str:
         return self.ips[service]
+
+    def stand_in(self, service: str) -> str | None:
+        """The OTLP sink profile running as `service` (its records: otlp_sink.query), or None."""
+        return stand_in(self.all[service])
 
     def log(self, service: str, lines: int = 60) -> str:
         r = self.running.get(service)

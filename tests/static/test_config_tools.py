@@ -1,5 +1,7 @@
 """Every shipped config file, loaded by its real tool at the pinned version, at the path and with
-the user the container uses (compose mounts reproduced by the harness)."""
+the user the container uses (compose mounts reproduced by the harness). Loki's and Tempo's configs are
+checked against their configuration reference (test_backend_configs.py) and loaded by their images in
+the Docker tier: the AGPL binaries are never built here."""
 from __future__ import annotations
 
 import re
@@ -39,14 +41,6 @@ def test_alertmanager_config():
     check("alertmanager", "alertmanager", "amtool", ["check-config", "/etc/alertmanager/alertmanager.yml"])
 
 
-def test_loki_config():
-    check("loki", "loki", "loki", ["-config.file=/etc/loki/loki.yml", "-verify-config"])
-
-
-def test_tempo_config():
-    check("tempo", "tempo", "tempo", ["-config.file=/etc/tempo/tempo.yml", "-config.verify"])
-
-
 def test_otelcol_config():
     check("otelcol", "otelcol", "otelcol", ["validate", "--config=/etc/otelcol-contrib/config.yaml"])
 
@@ -65,4 +59,4 @@ def test_binary_reports_pinned_version(tool):
     want = install_tools.read_versions()[t.version_key].lstrip("v")
     out = subprocess.run([str(path), *t.version_flag], capture_output=True, text=True, timeout=30)
     text = out.stdout + out.stderr
-    assert re.search(rf"\b{re.escape(want)}\b", text), f"{path} {t.version_flag} says:\n{text[:500]}"
+    assert re.search(rf"(?<![\d.]){re.escape(want)}(?![\d.])", text), f"{path} {t.version_flag} says:\n{text[:500]}"
