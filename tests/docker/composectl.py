@@ -111,6 +111,26 @@ class Compose:
         (d / f"compose-{int(time.time())}.log").write_text(p.stdout + p.stderr)
 
 
+def started(c: Compose):
+    """Generator for a pytest fixture: skip without an engine, `up` (failing with the diagnosis), yield,
+    and always remove the project with its volumes."""
+    import pytest  # noqa: PLC0415 - only fixtures use this
+
+    reason = docker_unavailable()
+    if reason:
+        pytest.skip(f"Docker tier: {reason}")
+    c.down(volumes=True)  # a project left behind by a killed run
+    try:
+        c.up()
+    except AssertionError as e:
+        c.down(volumes=True)
+        pytest.fail(f"docker compose up -d --wait failed for {c.project}:\n{e}")
+    try:
+        yield c
+    finally:
+        c.down(volumes=True)
+
+
 # ------------------------------------------------------------------ HTTP on 127.0.0.1
 
 def http(url: str, method: str = "GET", body: dict | None = None, auth: tuple[str, str] | None = None,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.docker.composectl import Compose, docker_unavailable, log
+from tests.docker.composectl import Compose, log, started
 
 PROJECT = os.environ.get("OBS_DOCKER_PROJECT", "obs-docker-tier")
 URL = {"prometheus": "http://127.0.0.1:9090", "alertmanager": "http://127.0.0.1:9093",
@@ -17,18 +17,7 @@ URL = {"prometheus": "http://127.0.0.1:9090", "alertmanager": "http://127.0.0.1:
 @pytest.fixture(scope="session")
 def stack():
     """The main stack, up once for the session and removed with its volumes at the end."""
-    reason = docker_unavailable()
-    if reason:
-        pytest.skip(f"Docker tier: {reason}")
-    c = Compose(PROJECT)
-    c.down(volumes=True)  # a stack left behind by a killed run
-    try:
-        c.up()
-    except AssertionError as e:
-        c.down(volumes=True)
-        pytest.fail(f"docker compose up -d --wait failed:\n{e}")
-    yield c
-    c.down(volumes=True)
+    yield from started(Compose(PROJECT))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.docker.composectl import Compose, docker_unavailable
+from tests.docker.composectl import Compose, started
 from tests.docker.conftest import PROJECT, URL
 from tests.e2e import smoke
 
@@ -15,19 +15,8 @@ OVERRIDE = "tests/docker/railway-images.compose.yml"
 
 
 @pytest.fixture(scope="module")
-def railway_stack(request):
-    reason = docker_unavailable()
-    if reason:
-        pytest.skip(f"Docker tier: {reason}")
-    c = Compose(os.environ.get("OBS_DOCKER_RAILWAY_PROJECT", PROJECT + "-railway"), [OVERRIDE])
-    c.down(volumes=True)
-    try:
-        c.up()
-    except AssertionError as e:
-        c.down(volumes=True)
-        pytest.fail(f"the Railway images did not come up:\n{e}")
-    yield c
-    c.down(volumes=True)
+def railway_stack():
+    yield from started(Compose(os.environ.get("OBS_DOCKER_RAILWAY_PROJECT", PROJECT + "-railway"), [OVERRIDE]))
 
 
 def test_railway_images_come_up_healthy_with_every_target_up(railway_stack):
