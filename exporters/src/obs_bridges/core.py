@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -17,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from obs_bridges import __version__, log
-from obs_bridges.httpclient import ApiError, RateLimitState
+from obs_bridges.httpclient import MAX_WAIT_SECONDS, ApiError, RateLimitState
 
 LOG = log.get("obs_bridges.core")
 # A token file that exists but cannot be read is re-checked this often at most: no API request is made
@@ -315,6 +316,8 @@ class Exporter:
         delay *= random.uniform(0.8, 1.2)
         if retry_after is not None:
             delay = max(delay if kind != "ratelimit" else 0.0, retry_after + random.uniform(0.05, 0.5))
+        # Whatever an upstream's headers said: a finite wait the poll thread's Event.wait accepts.
+        delay = min(delay, MAX_WAIT_SECONDS) if math.isfinite(delay) else MAX_WAIT_SECONDS
         if kind == "token_unreadable":
             delay = min(u.interval, TOKEN_RETRY_SECONDS) * random.uniform(0.8, 1.2)
         hint = {

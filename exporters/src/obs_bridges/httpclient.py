@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
@@ -31,16 +32,20 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
+# The longest an upstream's own header can make a bridge wait (Retry-After, rate-limit reset): a day.
+MAX_WAIT_SECONDS = 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), at most MAX_WAIT_SECONDS."""
     if not value:
         return None
     value = value.strip()
     try:
         secs = float(value)
-        if secs != secs or secs < 0:
+        if not math.isfinite(secs) or secs < 0:
             return None
-        return min(secs, 24 * 3600.0)
+        return min(secs, MAX_WAIT_SECONDS)
     except ValueError:
         pass
     try:
@@ -50,7 +55,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if dt is None:
         return None
     now = time.time() if now is None else now
-    return max(0.0, min(dt.timestamp() - now, 24 * 3600.0))
+    return max(0.0, min(dt.timestamp() - now, MAX_WAIT_SECONDS))
 
 
 def _header_float(headers, *names) -> float | None:
@@ -59,10 +64,10 @@ def _header_float(headers, *names) -> float | None:
         if v is not None:
             try:
                 f = float(v)
-                if f == f:
-                    return f
             except ValueError:
                 continue
+            if math.isfinite(f):  # inf, nan and 1e400 (inf) are no number of seconds
+                return f
     return None
 
 
@@ -80,8 +85,9 @@ class RateLimitState:
         self.limit = _header_float(headers, "x-ratelimit-limit")
         reset = _header_float(headers, "x-ratelimit-reset")
         if reset is not None:
-            # epoch seconds (GitHub, Vercel) or, if small, seconds from now
-            self.reset = reset if reset > 1e9 else time.time() + reset
+            # epoch seconds (GitHub, Vercel) or, if small, seconds from now; never past MAX_WAIT_SECONDS
+            now = time.time()
+            self.reset = min(reset if reset > 1e9 else now + max(reset, 0.0), now + MAX_WAIT_SECONDS)
 
 
 def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
@@ -205,7 +211,7 @@ class ApiClient:
             if ra is None:
                 reset = _header_float(resp.headers, "x-ratelimit-reset")
                 if reset is not None and reset > 1e9:
-                    ra = max(1.0, reset - time.time())
+                    ra = min(max(1.0, reset - time.time()), MAX_WAIT_SECONDS)
                 else:
                     ra = 60.0
             raise ApiError("ratelimit", f"{self.platform} {endpoint}: rate limited (HTTP {code}), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -29,6 +30,17 @@ def redact(text: str) -> str:
     return text
 
 
+def _finite(v):
+    """JSON has no Infinity or NaN: such a number (from a hostile header, say) is written as a string."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, component: str):
         super().__init__()
@@ -50,7 +62,7 @@ class JsonFormatter(logging.Formatter):
                     obj[k] = v
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(obj, default=str, ensure_ascii=False))
+        return redact(json.dumps(_finite(obj), default=str, ensure_ascii=False, allow_nan=False))
 
 
 def setup(component: str, level: str = "info") -> None:
