@@ -6,6 +6,7 @@ import atexit
 import base64
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -95,6 +96,29 @@ def world_from_args(a) -> World:
     return w
 
 
+# Ranges of the control API's numbers (issue 12): an out-of-range value is a 400 naming the parameter,
+# never an unbounded loop (advance by 1e300 s generated arrivals until memory ran out).
+LIMITS = {"seconds": (0.0, 7 * 86400.0), "per_hour": (0.0, 100_000.0), "limit": (0, 1_000_000),
+          "window": (1.0, 86400.0), "finish_in": (0.0, 86400.0), "duration": (0.0, 35 * 86400.0),
+          "created_ago": (0.0, 40 * 86400.0), "spacing": (0.0, 3600.0), "count": (1, 100_000), "id": (0, 2**53),
+          "delay": (0.0, 300.0), "status": (100, 599), "retry_after": (0, 86400)}
+
+
+def num(data: dict, key: str, default=None, cast=float):
+    """data[key] as a finite number within LIMITS[key], else Reply(400) that names the parameter."""
+    lo, hi = LIMITS[key]
+    if key not in data:
+        if default is None:
+            raise Reply(400, {"message": f"{key} is required (a number from {lo} to {hi})"})
+        return cast(default)
+    v = data[key]
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+    if not ok or (cast is int and v != int(v)):
+        raise Reply(400, {"message": f"{key} must be a {'whole ' if cast is int else ''}number from {lo} to {hi}, "
+                                     f"got {json.dumps(v)[:40]}"})
+    return cast(v)
+
+
 class Reply(Exception):
     def __init__(self, status: int, body, headers: dict | None = None):
         self.status = status
@@ -120,10 +144,10 @@ class SimState:
         with self.lock:
             self._fault_id += 1
             f = {"id": self._fault_id, "platform": plat, "kind": kind,
-                 "remaining": spec.get("count"), "until": (time.time() + float(spec["duration"]))
-                 if spec.get("duration") is not None else None,
-                 "retry_after": spec.get("retry_after", 5), "status": int(spec.get("status", 503)),
-                 "delay": float(spec.get("delay", 2.0)), "path": spec.get("path")}
+                 "remaining": num(spec, "count", cast=int) if spec.get("count") is not None else None,
+                 "until": (time.time() + num(spec, "duration")) if spec.get("duration") is not None else None,
+                 "retry_after": num(spec, "retry_after", 5, int), "status": num(spec, "status", 503, int),
+                 "delay": num(spec, "delay", 2.0), "path": spec.get("path")}
             if kind == "exhaust":
                 w = self.windows[plat]
                 w["exhausted_until"] = time.time() + float(spec.get("duration", 30))
@@ -595,17 +619,17 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
             items = [r for r in state.requests if (not plat or r["platform"] == plat) and r["t"] >= since]
         return 200, {"requests": items}, {}
     if parts == ["advance"]:
-        w.advance(float(data.get("seconds", 0)))
+        w.advance(num(data, "seconds", 0))
         return 200, {"now": w.now()}, {}
     if parts == ["rate"]:
-        w.set_rate(data["platform"], float(data["per_hour"]))
+        w.set_rate(data["platform"], num(data, "per_hour"))
         return 200, {"rates": w.rates}, {}
     if parts == ["ratelimit"]:
         plat = data["platform"]
         with state.lock:
             win = state.windows[plat]
-            win["limit"] = int(data.get("limit", win["limit"]))
-            win["window"] = float(data.get("window", win["window"]))
+            win["limit"] = num(data, "limit", win["limit"], int)
+            win["window"] = num(data, "window", win["window"])
             win["used"], win["start"] = 0, time.time()
         return 200, {"ok": True}, {}
     if parts == ["scenario"]:
@@ -617,25 +641,23 @@ def control(state: SimState, method: str, path: str, q: dict, body: bytes):
         raise Reply(400, {"message": "unknown scenario"})
     if parts == ["rerun", "github"]:
         try:
-            attempt = w.rerun_gh(int(data["id"]), data.get("previous_conclusion", "failure"),
-                                 data.get("conclusion", "success"), float(data.get("duration", 60.0)))
+            attempt = w.rerun_gh(num(data, "id", cast=int), data.get("previous_conclusion", "failure"),
+                                 data.get("conclusion", "success"), num(data, "duration", 60.0))
         except (KeyError, ValueError):
             raise Reply(404, {"message": "no such run"}) from None
         return 200, {"attempt": attempt}, {}
     if len(parts) == 2 and parts[0] == "inject":
         p = parts[1]
-        n = int(data.get("count", 1))
-        if not 0 < n <= 100000:
-            raise Reply(400, {"message": "count out of range"})
+        n = num(data, "count", 1, int)
         if p == "github":
             ids = w.inject_gh_runs(data.get("repo"), n, data.get("conclusion"), data.get("state", "completed"),
-                                   float(data.get("finish_in", 2.0)), float(data.get("duration", 60.0)),
+                                   num(data, "finish_in", 2.0), num(data, "duration", 60.0),
                                    {k: data[k] for k in ("workflow", "event", "branch") if k in data},
-                                   float(data.get("created_ago", 1.0)))
+                                   num(data, "created_ago", 1.0))
         elif p == "vercel":
             ids = w.inject_vc(data.get("project"), n, data.get("outcomes") or data.get("outcome"),
-                              data.get("state", "completed"), float(data.get("finish_in", 2.0)),
-                              data.get("target", "production"), float(data.get("spacing", 0.001)))
+                              data.get("state", "completed"), num(data, "finish_in", 2.0),
+                              data.get("target", "production"), num(data, "spacing", 0.001))
         elif p == "railway":
             ids = w.inject_rw(n, data.get("outcome"), data.get("state", "completed"), data.get("project"))
         else:
