@@ -7,7 +7,11 @@ GET  /notifications    the kept notifications, oldest first, as a JSON list (?re
                        ?limit=N keeps the last N).
 GET  /healthz          "ok".
 
-Environment: SINK_HOST (default 0.0.0.0), SINK_PORT (default 9097), SINK_KEEP (default 500).
+Environment: SINK_HOST (default 0.0.0.0), SINK_PORT (default 9097), SINK_KEEP (default 500),
+SINK_KEEP_BYTES (default 8 MiB: the oldest notifications go first past it), SINK_READ_TIMEOUT (seconds a
+client may take per socket read, default 10), SINK_MAX_CONNECTIONS (default 64; more are closed at once).
+A notification keeps at most MAX_ALERTS alerts (the rest are counted in alerts_dropped) and each text
+field at most MAX_FIELD characters, so a hostile body cannot grow memory or /notifications.
 Standard library only, no state on disk.
 """
 from __future__ import annotations
@@ -23,11 +27,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 MAX_BODY = 4 * 1024 * 1024
+MAX_ALERTS = 100      # Alertmanager's own max_alerts is per receiver; a real group rarely has more
+MAX_FIELD = 2048      # characters kept of any one label, annotation or other text
+MAX_LABELS = 64       # labels (or annotations) kept per alert
+
+
+class BadPayload(ValueError):
+    """A webhook body that is JSON but not an Alertmanager payload: answered with 400."""
 
 
 class Store:
-    def __init__(self, keep: int):
+    def __init__(self, keep: int, keep_bytes: int = 8 * 1024 * 1024):
         self._items: collections.deque = collections.deque(maxlen=keep)
+        self._sizes: collections.deque = collections.deque(maxlen=keep)
+        self._bytes = 0
+        self.keep_bytes = keep_bytes
         self._lock = threading.Lock()
         self._seq = 0
 
@@ -35,7 +49,15 @@ class Store:
         with self._lock:
             self._seq += 1
             record = {"seq": self._seq, **record}
+            if len(self._items) == self._items.maxlen:
+                self._bytes -= self._sizes[0]
+            size = len(json.dumps(record))
             self._items.append(record)
+            self._sizes.append(size)
+            self._bytes += size
+            while self._bytes > self.keep_bytes and len(self._items) > 1:
+                self._items.popleft()
+                self._bytes -= self._sizes.popleft()
         return record
 
     def list(self, receiver: str | None = None, limit: int | None = None) -> list[dict]:
@@ -44,39 +66,66 @@ class Store:
         return items[-limit:] if limit else items
 
 
+def _text(v, where: str):
+    if v is None:
+        return None
+    if not isinstance(v, (str, int, float, bool)):
+        raise BadPayload(f"{where} must be a string")
+    return str(v)[:MAX_FIELD]
+
+
+def _strings(v, where: str) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise BadPayload(f"{where} must be an object of strings")
+    return {str(k)[:MAX_FIELD]: _text(x, f"{where}.{k}") for k, x in list(v.items())[:MAX_LABELS]}
+
+
 def summarise(path: str, payload: dict) -> dict:
-    """The notification as one record: what a user needs to see that the right alert arrived."""
+    """The notification as one record: what a user needs to see that the right alert arrived.
+    Raises BadPayload when a field has the wrong type; keeps at most MAX_ALERTS alerts."""
+    raw = payload.get("alerts")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise BadPayload("alerts must be a list")
     alerts = []
-    for a in payload.get("alerts") or []:
+    for i, a in enumerate(raw[:MAX_ALERTS]):
         if not isinstance(a, dict):
-            continue
-        ann = a.get("annotations") or {}
+            raise BadPayload(f"alerts[{i}] must be an object")
+        ann = _strings(a.get("annotations"), f"alerts[{i}].annotations")
         alerts.append({
-            "status": a.get("status"),
-            "labels": a.get("labels") or {},
+            "status": _text(a.get("status"), f"alerts[{i}].status"),
+            "labels": _strings(a.get("labels"), f"alerts[{i}].labels"),
             "summary": ann.get("summary"),
             "description": ann.get("description"),
             "runbook_url": ann.get("runbook_url"),
             "dashboard_url": ann.get("dashboard_url"),
-            "startsAt": a.get("startsAt"),
-            "endsAt": a.get("endsAt"),
-            "fingerprint": a.get("fingerprint"),
+            "startsAt": _text(a.get("startsAt"), f"alerts[{i}].startsAt"),
+            "endsAt": _text(a.get("endsAt"), f"alerts[{i}].endsAt"),
+            "fingerprint": _text(a.get("fingerprint"), f"alerts[{i}].fingerprint"),
         })
+    truncated = payload.get("truncatedAlerts", 0)
+    if not isinstance(truncated, int) or isinstance(truncated, bool):
+        raise BadPayload("truncatedAlerts must be a number")
     return {
         "received_at": time.time(),
-        "path": path,
-        "receiver": payload.get("receiver"),
-        "status": payload.get("status"),
-        "groupLabels": payload.get("groupLabels") or {},
-        "commonLabels": payload.get("commonLabels") or {},
-        "groupKey": payload.get("groupKey"),
-        "truncatedAlerts": payload.get("truncatedAlerts", 0),
+        "path": path[:MAX_FIELD],
+        "receiver": _text(payload.get("receiver"), "receiver"),
+        "status": _text(payload.get("status"), "status"),
+        "groupLabels": _strings(payload.get("groupLabels"), "groupLabels"),
+        "commonLabels": _strings(payload.get("commonLabels"), "commonLabels"),
+        "groupKey": _text(payload.get("groupKey"), "groupKey"),
+        "truncatedAlerts": truncated,
         "alerts": alerts,
+        "alerts_dropped": max(0, len(raw) - MAX_ALERTS),
     }
 
 
-def make_handler(store: Store):
+def make_handler(store: Store, read_timeout: float = 10.0):
     class Handler(BaseHTTPRequestHandler):
+        timeout = read_timeout  # per socket operation: a slow client cannot hold a thread for ever
         server_version = "obs-webhook-sink/1"
 
         def log_message(self, fmt, *args):  # access logs off: stdout carries one line per notification
@@ -103,6 +152,24 @@ def make_handler(store: Store):
                 return self._send(200, json.dumps(store.list(receiver, limit)).encode())
             return self._send(404, b'{"error":"not found"}')
 
+        def _read_body(self, length: int) -> bytes | None:
+            """The body, or None when it does not arrive within 3 read timeouts in all (a trickle
+            resets a per-read timeout, not this deadline)."""
+            deadline = time.monotonic() + 3 * read_timeout
+            chunks, got = [], 0
+            try:
+                while got < length:
+                    if time.monotonic() > deadline:
+                        return None
+                    chunk = self.rfile.read1(min(65536, length - got))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+            except OSError:
+                return None
+            return b"".join(chunks)
+
         def do_POST(self):
             try:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -110,14 +177,23 @@ def make_handler(store: Store):
                 length = -1
             if length < 0 or length > MAX_BODY:
                 return self._send(413, b'{"error":"body too large or bad length"}')
-            raw = self.rfile.read(length)
+            raw = self._read_body(length)
+            if raw is None:  # too slow: dropped, never waited for
+                self.close_connection = True
+                return None
+            if len(raw) < length:
+                self.close_connection = True
+                return self._send(400, b'{"error":"body shorter than its Content-Length"}')
             try:
                 payload = json.loads(raw)
                 if not isinstance(payload, dict):
-                    raise ValueError("not an object")
-            except ValueError as e:
-                return self._send(400, json.dumps({"error": f"bad JSON: {e}"}).encode())
-            record = store.add(summarise(urlparse(self.path).path, payload))
+                    raise BadPayload("the body must be a JSON object")
+                summary = summarise(urlparse(self.path).path, payload)
+            except RecursionError:
+                return self._send(400, b'{"error":"bad JSON: nested too deeply"}')
+            except ValueError as e:  # BadPayload, or json's own error
+                return self._send(400, json.dumps({"error": f"bad payload: {str(e)[:200]}"}).encode())
+            record = store.add(summary)
             sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
             sys.stdout.flush()
             return self._send(200, b'{"status":"ok"}')
@@ -125,26 +201,42 @@ def make_handler(store: Store):
     return Handler
 
 
-def serve(host: str, port: int, keep: int) -> ThreadingHTTPServer:
+def serve(host: str, port: int, keep: int, keep_bytes: int = 8 * 1024 * 1024, read_timeout: float = 10.0,
+          max_connections: int = 64) -> ThreadingHTTPServer:
     v6 = ":" in host  # "::" on Railway's private network: dual stack, IPv4 accepted too
+    slots = threading.BoundedSemaphore(max_connections)
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         address_family = socket.AF_INET6 if v6 else socket.AF_INET
+
+        def process_request(self, request, client_address):
+            # One thread per connection, at most max_connections: past that, close at once.
+            if not slots.acquire(blocking=False):
+                self.shutdown_request(request)
+                return
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request, client_address):
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                slots.release()
 
         def server_bind(self):
             if v6:
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             super().server_bind()
 
-    return Server((host, port), make_handler(Store(keep)))
+    return Server((host, port), make_handler(Store(keep, keep_bytes), read_timeout))
 
 
 def main() -> None:
     host = os.environ.get("SINK_HOST", "0.0.0.0")
     port = int(os.environ.get("SINK_PORT", "9097"))
     keep = int(os.environ.get("SINK_KEEP", "500"))
-    srv = serve(host, port, keep)
+    srv = serve(host, port, keep, int(os.environ.get("SINK_KEEP_BYTES", str(8 * 1024 * 1024))),
+                float(os.environ.get("SINK_READ_TIMEOUT", "10")), int(os.environ.get("SINK_MAX_CONNECTIONS", "64")))
     sys.stderr.write(json.dumps({"msg": "webhook sink listening", "host": host, "port": port}) + "\n")
     try:
         srv.serve_forever()
