@@ -173,6 +173,9 @@ class Common:
     token: SecretSource
     demo: bool
     extra: dict = field(default_factory=dict)
+    # Whole-response bounds (issue 12): decompressed bytes, and seconds for the whole body.
+    http_max_response_bytes: int = 32 * 1024 * 1024
+    http_deadline: float = 30.0
 
 
 def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, real_url: str) -> Common:
@@ -206,4 +209,7 @@ def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, 
         demo = True
     else:
         api_url = env_url(env, url_var, real_url)
-    return Common(platform, listen_addr, port, level, timeout, api_url, token, demo)
+    max_bytes = env_int(env, "HTTP_MAX_RESPONSE_BYTES", 32 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024)
+    deadline = env_float(env, "HTTP_DEADLINE_SECONDS", max(30.0, 3 * timeout), 1.0, 3600.0)
+    return Common(platform, listen_addr, port, level, timeout, api_url, token, demo,
+                  http_max_response_bytes=max_bytes, http_deadline=deadline)

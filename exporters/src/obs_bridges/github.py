@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json, next_link
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits, next_link
 from obs_bridges.parsing import iso, lst, num, obj, s
 
 REAL_URL = "https://api.github.com"
@@ -202,6 +202,7 @@ class GitHubExporter(core.Exporter):
 
     def _client(self) -> ApiClient:
         c = ApiClient("github", self.settings.api_url, self.selfm, self.settings.http_timeout,
+                      **limits(self.settings),
                       auth=lambda: {"Authorization": f"Bearer {self.token()}",
                                     "Accept": "application/vnd.github+json",
                                     "X-GitHub-Api-Version": "2022-11-28"})

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
@@ -135,17 +136,27 @@ def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
     )
 
 
+def limits(settings) -> dict:
+    """ApiClient keyword arguments for a bridge's whole-response bounds (config.Common)."""
+    return {"max_response_bytes": settings.http_max_response_bytes, "deadline": settings.http_deadline}
+
+
 class ApiClient:
     """One client per upstream thread (a requests.Session is not shared across threads)."""
 
     def __init__(self, platform: str, base_url: str, selfmetrics, timeout: float = 10.0,
-                 retries: int = 2, auth: Callable[[], dict] | None = None):
+                 retries: int = 2, auth: Callable[[], dict] | None = None,
+                 max_response_bytes: int = 32 * 1024 * 1024, deadline: float | None = None):
         self.platform = platform
         self.base_url = base_url.rstrip("/")
         self._base_host = urlsplit(self.base_url).netloc
         self.metrics = selfmetrics
         self.timeout = timeout
         self.auth = auth or (lambda: {})
+        # Whole-response bounds against hostile or broken upstreams (issue 12): bytes after decompression
+        # (a gzip bomb) and a total deadline for the body.
+        self.max_response_bytes = max_response_bytes
+        self.deadline = deadline if deadline is not None else max(30.0, 3 * timeout)
         self.session = requests.Session()
         self._endpoint = "unknown"
         retry = make_retry(self._count_retry, retries)
@@ -170,6 +181,36 @@ class ApiClient:
             return self.base_url
         return self.base_url + (path_or_url if path_or_url.startswith("/") else "/" + path_or_url)
 
+    def _read_body(self, resp: requests.Response, endpoint: str) -> bytes:
+        """The body, decompressed, within max_response_bytes and a total deadline of `deadline` seconds
+        (the socket timeout alone restarts with every byte a trickling upstream sends)."""
+        deadline = time.monotonic() + self.deadline
+        chunks, size = [], 0
+        try:
+            while True:
+                # read1: whatever arrived (at most one socket read), so the deadline is checked as a
+                # trickle goes on; read(n) would wait for n bytes.
+                chunk = resp.raw.read1(65536, decode_content=True)
+                if not chunk:  # end of the body
+                    break
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise ApiError("too_large", f"{self.platform} {endpoint}: response larger than "
+                                   f"{self.max_response_bytes} bytes (HTTP_MAX_RESPONSE_BYTES)", resp.status_code)
+                if time.monotonic() > deadline:
+                    raise ApiError("timeout", f"{self.platform} {endpoint}: response not complete after "
+                                   f"{self.deadline:.0f}s (HTTP_DEADLINE_SECONDS)", resp.status_code)
+                chunks.append(chunk)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            resp.close()
+            raise ApiError("network", f"{self.platform} {endpoint}: reading the response failed ({_short(e)})") from e
+        except ApiError:
+            resp.close()
+            raise
+        body = b"".join(chunks)
+        resp._content = body  # so resp.text and resp.json() read what was read here
+        return body
+
     def request(self, method: str, path_or_url: str, endpoint: str, *, params=None, json_body=None,
                 conditional: bool = False, extra_headers: dict | None = None) -> tuple[requests.Response, bytes]:
         """Perform one call. Returns (response, body). A 304 returns the cached body.
@@ -190,8 +231,8 @@ class ApiClient:
         self._endpoint = endpoint
         try:
             resp = self.session.request(method, url, params=params, json=json_body, headers=headers,
-                                        timeout=self.timeout, allow_redirects=False)
-            body = resp.content
+                                        timeout=self.timeout, allow_redirects=False, stream=True)
+            body = self._read_body(resp, endpoint)
         except requests.exceptions.Timeout as e:
             raise ApiError("timeout", f"{self.platform} {endpoint}: timed out after {self.timeout}s") from e
         except requests.exceptions.RetryError as e:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits
 from obs_bridges.parsing import ParseError, iso, lst, num, obj, s, to_iso
 
 REAL_URL = "https://backboard.railway.com/graphql/v2"
@@ -178,7 +178,8 @@ class RailwayExporter(core.Exporter):
             ["project", "environment", "service", "step"], STEP_BUCKETS)
         self.registry.register(self)
         self.clients = {n: ApiClient("railway", settings.api_url, self.selfm, settings.http_timeout,
-                                     auth=self._auth) for n in ("discovery", "deployments", "metrics", "usage")}
+                                     auth=self._auth, **limits(settings))
+                        for n in ("discovery", "deployments", "metrics", "usage")}
         self.add_upstream(core.Upstream("discovery", self.x["discovery_interval"], self.poll_discovery,
                                         initial_delay=0.0))
         self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError
+from obs_bridges.httpclient import ApiClient, ApiError, limits
 from obs_bridges.parsing import ParseError, lst, obj, s
 
 REAL_URL = "https://api.supabase.com"
@@ -185,8 +185,10 @@ class SupabaseExporter(core.Exporter):
         self.health_status: dict[tuple[str, str], str] = {}
         self.registry.register(self)
         auth = lambda: {"Authorization": f"Bearer {self.token()}"}  # noqa: E731
-        self.c_projects = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
-        self.c_health = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
+        self.c_projects = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout,
+                                  auth=auth, **limits(settings))
+        self.c_health = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout,
+                                  auth=auth, **limits(settings))
         self.u_projects = self.add_upstream(core.Upstream("projects", self.x["interval"], self.poll_projects))
         self.u_health = self.add_upstream(core.Upstream("health", self.x["health_interval"], self.poll_health,
                                                         initial_delay=0.5))

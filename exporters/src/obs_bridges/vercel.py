@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json
+from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits
 from obs_bridges.parsing import ParseError, lst, ms, num, obj, s
 
 REAL_URL = "https://api.vercel.com"
@@ -111,8 +111,10 @@ class VercelExporter(core.Exporter):
             ["project", "target"], QUEUE_BUCKETS)
         self.registry.register(self)
         auth = lambda: {"Authorization": f"Bearer {self.token()}"}  # noqa: E731
-        self.c_projects = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
-        self.c_deploy = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth)
+        self.c_projects = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth,
+                                   **limits(settings))
+        self.c_deploy = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth,
+                                   **limits(settings))
         self.add_upstream(core.Upstream("projects", self.x["projects_interval"], self.poll_projects))
         self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))
 
