@@ -61,3 +61,23 @@ def test_actions_pinned_to_exact_releases(wf):
     assert uses
     loose = [u for u in uses if not re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})", u)]
     assert not loose, f"actions not pinned to an exact release: {loose}"
+
+
+@pytest.mark.parametrize("wf", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_least_privilege_and_bounded(wf):
+    """Read-only token, one run per branch at a time, and no job that can hang for GitHub's 6 hours."""
+    doc = yaml.safe_load(wf.read_text())
+    assert doc.get("permissions") == {"contents": "read"}, doc.get("permissions")
+    assert doc.get("concurrency", {}).get("group"), "no concurrency group"
+    unbounded = [name for name, job in doc["jobs"].items() if not job.get("timeout-minutes")]
+    assert not unbounded, f"jobs without timeout-minutes: {unbounded}"
+
+
+def test_ci_runs_both_tiers():
+    """The native tier through .ci/run as root, the Docker tier through scripts/test-docker, required."""
+    jobs = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())["jobs"]
+    runs = {name: " ".join(s.get("run", "") for s in job["steps"]) for name, job in jobs.items()}
+    assert any("sudo" in r and "CI=true bash .ci/run" in r for r in runs.values()), runs
+    docker = next(job for job in jobs.values() if any("scripts/test-docker" in s.get("run", "") for s in job["steps"]))
+    step = next(s for s in docker["steps"] if "scripts/test-docker" in s.get("run", ""))
+    assert step["env"].get("OBS_DOCKER_TIER") == "require" and step["env"].get("CI") == "true", step
