@@ -27,7 +27,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.attack._common import (ROOT, Service, addresses, connect, exchange, report, request, result,
+                                    statuses)
+
 GATEWAY = ROOT / "scripts" / "railway" / "auth_gateway.py"
 USER = "attack"
 PASSWORD = "attack-" + secrets.token_urlsafe(15)
@@ -155,111 +157,24 @@ class Upstream:
         self.server.server_close()
 
 
-class Gateway:
+class Gateway(Service):
     """The gateway as a subprocess on 127.0.0.1 with its log in a file."""
 
     def __init__(self, upstream_port: int, workdir: Path, **env: str):
-        self.log_path = workdir / f"gateway-{len(list(workdir.iterdir()))}.log"
         full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1",
                 "GATEWAY_UPSTREAM": f"http://127.0.0.1:{upstream_port}", "GATEWAY_USER": USER,
                 "GATEWAY_PASSWORD": PASSWORD, "GATEWAY_LISTEN_HOST": "127.0.0.1", "PORT": "0",
                 "GATEWAY_HEADER_TIMEOUT": str(HEADER_TIMEOUT), **env}
-        with open(self.log_path, "wb") as f:
-            self.proc = subprocess.Popen([sys.executable, str(GATEWAY)], env=full, stdout=f, stderr=f,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
         self.port = 0
-        end = time.monotonic() + 20
-        while not self.port:
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError(f"the gateway did not start:\n{self.log_text()[-2000:]}")
-            for rec in self.records():
-                if rec.get("msg") == "auth gateway listening":
-                    self.port = rec["port"]
-            time.sleep(0.05)
+        super().__init__([sys.executable, str(GATEWAY)], full,
+                         workdir / f"gateway-{len(list(workdir.iterdir()))}.log", Gateway._listening, timeout=20)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def records(self) -> list[dict]:
-        out = []
-        for line in self.log_text().splitlines():
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
-
-    def reset_peak(self) -> None:
-        with contextlib.suppress(OSError):  # "5" resets VmHWM (Linux >= 4.0)
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
-
-    def peak_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-        except OSError:
-            return None
-        return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
-def connect(port: int, source: str = "127.0.0.1", timeout: float = 5) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    return s
-
-
-def exchange(port: int, data: bytes, source: str = "127.0.0.1", timeout: float = 5) -> tuple[bytes, bool]:
-    """Send raw bytes; (everything received, whether the gateway closed the connection within timeout)."""
-    with connect(port, source, timeout) as s:
-        with contextlib.suppress(OSError):
-            s.sendall(data)
-        out, end = b"", time.monotonic() + timeout
-        while time.monotonic() < end:
-            s.settimeout(max(0.01, end - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except TimeoutError:
-                return out, False
-            except OSError:  # reset: closed too
-                return out, True
-            if not chunk:
-                return out, True
-            out += chunk
-        return out, False
-
-
-def statuses(raw: bytes) -> list[int]:
-    """Status codes of the responses in a raw byte stream (100 Continue included)."""
-    out = []
-    for part in raw.split(b"HTTP/1.1 ")[1:]:
-        with contextlib.suppress(ValueError):
-            out.append(int(part[:3]))
-    return out
-
-
-def request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
-            source: str = "127.0.0.1", timeout: float = 5) -> int:
-    """Status of one request; 0 when the connection failed or was closed without an answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        r.read()
-        return r.status
-    except (OSError, http.client.HTTPException):
-        return 0
-    finally:
-        conn.close()
+    @staticmethod
+    def _listening(svc: "Service") -> bool:
+        for rec in svc.records():
+            if rec.get("msg") == "auth gateway listening":
+                svc.port = rec["port"]
+        return bool(svc.port)
 
 
 class Trickle:
@@ -335,18 +250,10 @@ class Trickle:
         self.sel.close()
 
 
-def addresses(third: int, n: int) -> list[str]:
-    return [f"127.0.{third}.{i}" for i in range(1, n + 1)]
-
-
 # ---------------------------------------------------------------------------------------------- attacks
 
 GOOD = {"Authorization": basic(USER, PASSWORD)}
 BAD = {"Authorization": basic(USER, "wrong-" + PASSWORD)}
-
-
-def result(attack: str, tried: str, held: bool, detail: str, peak: float | None) -> dict:
-    return {"attack": attack, "tried": tried, "held": bool(held), "detail": detail, "peak_rss_mb": peak}
 
 
 def slowloris_one_address(gw: Gateway) -> dict:
@@ -559,8 +466,7 @@ def main() -> int:
             direct.stop()
             edge.stop()
             upstream.stop()
-    print(json.dumps({"component": "gateway", "results": results}, indent=1))
-    return 0 if all(r["held"] for r in results) else 1
+    return report("gateway", results)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class DemoProcess:
             "OBS_DEMO_SPEED": "0.05", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
             "OTEL_SERVICE_NAME": "obs-demo-test", "DEPLOYMENT_ENVIRONMENT": "test",
             "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_BLRP_SCHEDULE_DELAY": "100",
-            "OBS_USER_ID_SALT": "test-salt", "PYTHONUNBUFFERED": "1",
+            "OBS_USER_ID_SALT": "test-salt", "PYTHONUNBUFFERED": "1", "OBS_WEBVITALS_TRUSTED_PROXY_HOPS": "1",
         })
         env.update(extra_env or {})
         self.logf = open(self.log_path, "wb")

@@ -58,7 +58,8 @@ def test_next_js_beacons_become_histograms_by_template_and_device():
     assert list(metric(c, "web_vitals_cls_count"))[0][2] == ("page", "/docs/[...slug]")
     assert metric(c, "web_vitals_cls_sum")[list(metric(c, "web_vitals_cls_count"))[0]] == pytest.approx(0.07)
     assert list(metric(c, "web_vitals_inp_seconds_count"))[0][0] == ("device_type", "desktop")
-    assert list(metric(c, "web_vitals_ttfb_seconds_count"))[0][2] == ("page", "/orders/[id]")
+    # Not a configured template: `other`, however id-like its segments look.
+    assert list(metric(c, "web_vitals_ttfb_seconds_count"))[0][2] == ("page", "other")
     assert list(metric(c, "web_vitals_fcp_seconds_count"))[0][2] == ("page", "/chat/[id]")
     accepted = metric(c, "web_vitals_beacons_total")
     assert sum(accepted.values()) == 5
@@ -107,10 +108,49 @@ def test_rate_limit_per_client_answers_429_and_counts():
     assert codes == [204] * 5 + [429] * 3
     assert metric(c, "web_vitals_rejected_total")[(("environment", "test"), ("reason", "rate_limited"))] == 3.0
     # Behind a trusted proxy, each browser has its own bucket.
-    c = make(rate_per_client=0.001, burst=1, trust_forwarded_for=True)
+    c = make(rate_per_client=0.001, burst=1, trusted_proxy_hops=1)
     codes = [post(c, {"name": "LCP", "value": 1000, "page": "/"}, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code
              for i in range(4)]
     assert codes == [204] * 4
+
+
+def test_rate_limit_key_is_the_entry_the_trusted_proxy_added():
+    """Issue 12 item 11: a client that writes its own X-Forwarded-For entries cannot get a fresh bucket;
+    the entry the trusted proxy appended (the rightmost of the trusted hops) is the key."""
+    beacon = {"name": "LCP", "value": 1000, "page": "/"}
+    c = make(rate_per_client=0.001, burst=2, trusted_proxy_hops=1)
+    # The proxy saw 203.0.113.9 and appended it; the client prepended a new fake address each time.
+    codes = [post(c, beacon, **{"X-Forwarded-For": f"10.0.{i}.1, 203.0.113.9"}).status_code for i in range(5)]
+    assert codes == [204, 204, 429, 429, 429]
+    # Two trusted hops: the second entry from the right is the client as the outer proxy saw it.
+    c = make(rate_per_client=0.001, burst=1, trusted_proxy_hops=2)
+    codes = [post(c, beacon, **{"X-Forwarded-For": f"10.9.{i}.1, 203.0.113.{i % 2}, 10.0.0.2"}).status_code
+             for i in range(4)]
+    assert codes == [204, 204, 429, 429]
+    # Fewer entries than trusted hops (the request bypassed the proxies) or garbage: keyed by the peer,
+    # so rotating such headers gets nothing either.
+    c = make(rate_per_client=0.001, burst=1, trusted_proxy_hops=2)
+    codes = [post(c, beacon, **{"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(3)]
+    assert codes == [204, 429, 429]
+    c = make(rate_per_client=0.001, burst=1, trusted_proxy_hops=1)
+    codes = [post(c, beacon, **{"X-Forwarded-For": f"not-an-ip-{i}"}).status_code for i in range(3)]
+    assert codes == [204, 429, 429]
+
+
+@pytest.mark.parametrize("hops", [-1, 11, "1", True, 1.5])
+def test_trusted_proxy_hops_is_checked(hops):
+    with pytest.raises(ValueError, match="trusted_proxy_hops"):
+        make(trusted_proxy_hops=hops)
+
+
+@pytest.mark.parametrize("raw,ok", [("", 0), ("0", 0), (" 2 ", 2), ("11", None), ("yes", None), ("²", None)])
+def test_trusted_proxy_hops_from_the_environment(raw, ok):
+    from obs_instrument.webvitals import proxy_hops_from_env
+    if ok is None:
+        with pytest.raises(ValueError, match="OBS_WEBVITALS_TRUSTED_PROXY_HOPS must be a whole number"):
+            proxy_hops_from_env({"OBS_WEBVITALS_TRUSTED_PROXY_HOPS": raw})
+    else:
+        assert proxy_hops_from_env({"OBS_WEBVITALS_TRUSTED_PROXY_HOPS": raw}) == ok
 
 
 def test_origin_allow_list_and_cors():
@@ -122,14 +162,61 @@ def test_origin_allow_list_and_cors():
     assert metric(c, "web_vitals_rejected_total")[(("environment", "test"), ("reason", "origin_not_allowed"))] == 1.0
 
 
-def test_page_labels_stay_bounded():
-    pages = PageTemplates(["/chat/[id]", "/docs/[...slug]", "/shop/[[...filters]]"], limit=3)
+def test_page_labels_are_the_configured_templates_or_other():
+    pages = PageTemplates(["/chat/[id]", "/docs/[...slug]", "/shop/[[...filters]]"])
     assert pages("/chat/42?tab=1#x") == "/chat/[id]"
     assert pages("/docs/a/b/c") == "/docs/[...slug]"
     assert pages("/shop") == "/shop/[[...filters]]" and pages("/shop/red/xl") == "/shop/[[...filters]]"
-    assert pages("/u/550e8400-e29b-41d4-a716-446655440000/settings") == "/u/[id]/settings"
-    seen = {pages(f"/landing-{i}") for i in range(10)}
-    assert "other" in seen and len(seen) <= 4
+    assert pages("/u/550e8400-e29b-41d4-a716-446655440000/settings") == "other"
+    assert {pages(f"/landing-{i}") for i in range(1000)} == {"other"}
+
+
+def test_random_paths_cannot_push_real_pages_out():
+    """Issue 12 item 12: 500 beacons with random paths first, then a real page still gets its label."""
+    c = make(rate_per_client=1e6, burst=1e6, global_rate=1e6)
+    for i in range(500):
+        assert post(c, {"name": "LCP", "value": 900, "page": f"/r{i}/x"}).status_code == 204
+    assert post(c, {"name": "LCP", "value": 900, "page": "/chat/77"}).status_code == 204
+    pages = {dict(k)["page"]: v for k, v in metric(c, "web_vitals_lcp_seconds_count").items()}
+    assert pages == {"other": 500.0, "/chat/[id]": 1.0}
+
+
+NESTED = b'{"name": "LCP", "value": 1, "page": "/", "entries": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+
+
+@pytest.mark.parametrize("body,status,reason", [
+    (NESTED, 400, "invalid_json"),
+    (b"[" * 3000, 400, "invalid_json"),
+    (b'{"a": ' * 500 + b"1" + b"}" * 500, 400, "invalid_json"),
+    (b'{"name": "LCP", "value": ' + b"9" * 400 + b', "page": "/"}', 422, "invalid_value"),
+    (b'{"name": "LCP", "value": 1, "page": "/", "delta": ' + b"9" * 400 + b"}", 204, None),
+    (b'{"name": "LCP", "value": 1e400, "page": "/"}', 422, "invalid_value"),
+    (b'{"name": "LCP", "value": -Infinity, "page": "/"}', 422, "invalid_value"),
+    (rb'{"name": "LCP", "value": 1, "page": "/", "id": "\ud800"}', 204, None),
+    (rb'{"name": "LCP", "value": 1, "page": "/\u0000"}', 422, "invalid_field"),
+    (b'{"name": "LCP", "value": 1, "page": ["/"]}', 422, "invalid_field"),
+    (b'{"name": ["LCP"], "value": 1, "page": "/"}', 422, "unknown_metric"),
+    (b'{"name": {"x": 1}, "value": 1, "page": "/"}', 422, "unknown_metric"),
+    (b'{"name": "LCP", "value": 1, "page": "/", "rating": ["good"]}', 422, "invalid_field"),
+])
+def test_hostile_bodies_are_4xx_never_5xx(body, status, reason):
+    """Issue 12 item 10: nothing a client sends answers 5xx (which would count as a server error in
+    http_requests_total and burn the API's SLO)."""
+    c = make()
+    r = post(c, body)
+    assert r.status_code == status, r.text
+    requests = metric(c, "http_requests_total")
+    assert not [k for k in requests if dict(k)["status_code"].startswith("5")], requests
+    if reason:
+        assert r.json() == {"error": reason}
+
+
+@pytest.mark.parametrize("declared", ["²", "١٢", "-1", "1e3", " 5", "99999999999999999999"])
+def test_odd_content_length_is_a_4xx(declared):
+    c = make()
+    r = c.post("/vitals", content=b'{"name":"LCP","value":1,"page":"/"}',
+               headers={"Content-Type": BEACON, "Content-Length": declared.encode()})
+    assert 400 <= r.status_code < 500, (declared, r.status_code)
 
 
 @pytest.mark.parametrize("ua,kind", [

@@ -93,10 +93,11 @@ def create_app(instrument: bool | None = None, db_path: str | None = None, speed
     obs = None
     if instrument:
         from obs_instrument import instrument_app
-        # The whole opt-in: metrics + traces + JSON logs + SQL timing + Web Vitals ingest. The demo trusts
-        # X-Forwarded-For for the beacon rate limit because the load generator plays many browsers behind a proxy.
+        # The whole opt-in: metrics + traces + JSON logs + SQL timing + Web Vitals ingest. How many proxies
+        # in front append X-Forwarded-For is deployment knowledge, so it is a setting (compose:
+        # OBS_WEBVITALS_TRUSTED_PROXY_HOPS=1, the load generator playing the proxy for many browsers).
         obs = instrument_app(app, service_name=obs_options.pop("service_name", None) or os.environ.get("OTEL_SERVICE_NAME") or "obs-demo", engine=engine,
-                             web_vitals={"pages": PAGES, "trust_forwarded_for": True}, **obs_options)
+                             web_vitals={"pages": PAGES}, **obs_options)
         obs.track_queue("jobs", jobs.qsize)
 
     def _llm_span(model: str, user_id: str):

@@ -86,7 +86,9 @@ def run_simulator(argv: list[str], env=None) -> int:
 
     p = argparse.ArgumentParser(prog="obs-bridge simulator", description="Serve the four platform APIs "
                                 "from a seeded synthetic world.")
-    p.add_argument("--listen-addr", default=env.get("LISTEN_ADDR", "0.0.0.0"))
+    # Loopback unless told otherwise: its control API (/_control/*) is unauthenticated, so reaching it
+    # from other hosts is an explicit choice (compose and Railway set LISTEN_ADDR).
+    p.add_argument("--listen-addr", default=(env.get("LISTEN_ADDR") or "").strip() or "127.0.0.1")
     p.add_argument("--port", type=int, default=int(env.get("LISTEN_PORT") or config.DEFAULT_PORTS["simulator"]))
     sim.add_world_args(p, env)
     args = p.parse_args(argv)

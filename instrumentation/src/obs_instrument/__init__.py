@@ -27,7 +27,7 @@ from .config import Settings
 from .metrics import ObsMetrics
 from .middleware import ObsMiddleware
 from .users import UserHasher
-from .webvitals import WebVitals
+from .webvitals import WebVitals, proxy_hops_from_env
 
 __all__ = ["Instrumentation", "instrument_app", "Settings", "PriceTable", "inject_trace_headers", "current"]
 PriceTable = _llm.PriceTable
@@ -141,7 +141,8 @@ def instrument_app(app: FastAPI, *, service_name: str | None = None, environment
         opts.setdefault("pages", [p for p in os.environ.get("OBS_WEBVITALS_PAGES", "").split(",") if p.strip()])
         origins = [o.strip() for o in os.environ.get("OBS_WEBVITALS_ALLOWED_ORIGINS", "").split(",") if o.strip()]
         opts.setdefault("allowed_origins", origins)
-        opts.setdefault("trust_forwarded_for", os.environ.get("OBS_WEBVITALS_TRUST_PROXY", "").lower() in {"1", "true", "yes"})
+        if "trusted_proxy_hops" not in opts:
+            opts["trusted_proxy_hops"] = proxy_hops_from_env(os.environ)
         obs.web_vitals = WebVitals(obs, **opts)
         app.include_router(obs.web_vitals.router(path))
     app.state.obs = obs

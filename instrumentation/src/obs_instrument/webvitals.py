@@ -4,12 +4,18 @@ as text/plain) become histograms of LCP, CLS, INP, FCP and TTFB by page template
 Accepted body (extra fields are ignored, `entries`/`attribution` included):
     {"name": "LCP", "value": 1834.2, "id": "v5-...", "rating": "good", "page": "/chat/[id]"}
 `value` is in milliseconds except CLS (unitless). `page` is the route template (Pages Router:
-`router.pathname`) or a path (App Router: `usePathname()`), which is mapped to a configured template
-or else normalised (numeric/uuid/hash segments -> `[id]`) under a cardinality cap. Device type comes
-from the User-Agent. Every rejection answers 4xx and counts `web_vitals_rejected_total{reason}`.
+`router.pathname`) or a path (App Router: `usePathname()`). Only configured route templates become page
+labels; every other page is `other`, so a client sending random paths cannot push real pages out of their
+labels. Device type comes from the User-Agent. Every rejection answers 4xx (never 5xx: a hostile beacon
+must not burn the API's error budget) and counts `web_vitals_rejected_total{reason}`.
+
+The rate limit is per client address: the TCP peer, or with `trusted_proxy_hops=N` the N-th
+`X-Forwarded-For` entry from the right (the one the outermost of N trusted proxies appended; entries to
+its left are whatever the client sent).
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -20,8 +26,6 @@ from collections import OrderedDict
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
-
-from .metrics import BoundedValues
 
 # Buckets around each vital's "good" / "needs improvement" thresholds (web.dev).
 BUCKETS = {
@@ -38,9 +42,11 @@ MAX_VALUE = {"LCP": 120_000, "FCP": 120_000, "TTFB": 120_000, "INP": 60_000, "CL
 RATINGS = {"good", "needs-improvement", "poor"}
 REASONS = ("too_large", "unsupported_media_type", "invalid_json", "not_an_object", "unknown_metric",
            "invalid_value", "invalid_field", "rate_limited", "origin_not_allowed")
-_ID_SEGMENT = re.compile(r"^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|"
-                         r"[A-Za-z0-9_-]{24,})$", re.I)
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._~\-\[\]]{1,64}$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~\-\[\]/%]*$")
+MAX_DEPTH = 8  # beacons are flat objects with one level of `entries`/`attribution`; 8 leaves room
+MAX_DIGITS = 30  # longer integer literals are read as floats (so 400 digits is inf, then invalid_value)
+OTHER = "other"
+_DIGITS = re.compile(r"^[0-9]{1,12}$")
 _TABLET = re.compile(r"iPad|Tablet|PlayBook|Silk|Kindle|(Android(?!.*Mobile))", re.I)
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android.*Mobile|Windows Phone|BlackBerry|Opera Mini", re.I)
 
@@ -56,9 +62,9 @@ def device_type(user_agent: str) -> str:
 
 
 class PageTemplates:
-    """Map a path or template to a bounded page label."""
+    """Map a path or template to one of the configured route templates, or `other`."""
 
-    def __init__(self, templates: list[str] | None, limit: int = 100):
+    def __init__(self, templates: list[str] | None):
         self.exact: set[str] = set()
         self.patterns: list[tuple[re.Pattern, str]] = []
         for t in templates or []:
@@ -73,26 +79,20 @@ class PageTemplates:
                 else:
                     rx += "/" + re.escape(seg)
             self.patterns.append((re.compile("^" + (rx or "/") + "/?$"), t))
-        self.bounded = BoundedValues(limit)
 
     def __call__(self, page: str) -> str | None:
         """None when `page` is not a usable path (then the beacon is rejected)."""
         if not isinstance(page, str) or not page.startswith("/") or len(page) > 512:
             return None
         page = page.split("?", 1)[0].split("#", 1)[0]
+        if not _SAFE_PATH.match(page):
+            return None
         if page in self.exact:
             return page
         for rx, t in self.patterns:
             if rx.match(page):
                 return t
-        segs = [s for s in page.split("/") if s]
-        out = []
-        for s in segs[:8]:
-            if not _SAFE_SEGMENT.match(s):
-                return None
-            out.append("[id]" if _ID_SEGMENT.match(s) else s)
-        norm = "/" + "/".join(out)
-        return self.bounded(norm)
+        return OTHER
 
 
 class TokenBuckets:
@@ -127,10 +127,61 @@ class TokenBuckets:
             return ok
 
 
+def _depth_ok(body: bytes) -> bool:
+    """Nesting depth of a JSON text, counted outside strings, within MAX_DEPTH (json.loads would recurse
+    into RecursionError on deep input, which must be a 400, not a 500)."""
+    depth, in_str, esc = 0, False, False
+    for b in body:
+        if in_str:
+            if esc:
+                esc = False
+            elif b == 0x5C:
+                esc = True
+            elif b == 0x22:
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def _parse_int(text: str):
+    return int(text) if len(text) <= MAX_DIGITS else float(text)
+
+
+def parse_beacon(body: bytes):
+    """The decoded JSON, or None when it is not JSON we take (malformed, too deep)."""
+    if not _depth_ok(body):
+        return None
+    try:
+        return json.loads(body, parse_int=_parse_int)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def proxy_hops_from_env(env) -> int:
+    """OBS_WEBVITALS_TRUSTED_PROXY_HOPS, checked: a wrong value stops the app with the fix in the message."""
+    raw = (env.get("OBS_WEBVITALS_TRUSTED_PROXY_HOPS") or "0").strip()
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= 10):
+        raise ValueError(f"OBS_WEBVITALS_TRUSTED_PROXY_HOPS must be a whole number from 0 to 10 (how many "
+                         f"reverse proxies in front of the app append X-Forwarded-For), got {raw[:20]!r}")
+    return int(raw)
+
+
 class WebVitals:
     def __init__(self, obs, pages: list[str] | None = None, rate_per_client: float = 2.0, burst: float = 20,
                  global_rate: float = 500.0, max_body_bytes: int = 4096, allowed_origins: list[str] | None = None,
-                 trust_forwarded_for: bool = False):
+                 trusted_proxy_hops: int = 0):
+        if isinstance(trusted_proxy_hops, bool) or not isinstance(trusted_proxy_hops, int) \
+                or not 0 <= trusted_proxy_hops <= 10:
+            raise ValueError(f"web_vitals trusted_proxy_hops must be an integer from 0 to 10 (the number of "
+                             f"reverse proxies in front of the app that append X-Forwarded-For), got "
+                             f"{trusted_proxy_hops!r}")
         r, env = obs.metrics.registry, obs.settings.environment
         self.env = env
         self.hist = {k: Histogram(METRIC_NAMES[k], f"Web Vitals {k} from real browsers"
@@ -147,7 +198,7 @@ class WebVitals:
         self.limiter = TokenBuckets(rate_per_client, burst, global_rate)
         self.max_body = max_body_bytes
         self.allowed_origins = set(allowed_origins or [])
-        self.trust_forwarded_for = trust_forwarded_for
+        self.trusted_proxy_hops = trusted_proxy_hops
 
     def _reject(self, status: int, reason: str, origin: str | None) -> Response:
         self.rejected.labels(reason, self.env).inc()
@@ -160,11 +211,19 @@ class WebVitals:
         return {}
 
     def _client(self, request: Request) -> str:
-        if self.trust_forwarded_for:
-            fwd = request.headers.get("x-forwarded-for", "")
-            if fwd:
-                return fwd.split(",")[0].strip()[:64]
-        return request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else "unknown"
+        if not self.trusted_proxy_hops:
+            return peer
+        # Every proxy appends the address it saw; only the trusted ones' entries are believed. Fewer
+        # entries than trusted hops means the request did not come through them: key by the peer.
+        entries = [e.strip() for v in request.headers.getlist("x-forwarded-for") for e in v.split(",")]
+        if len(entries) < self.trusted_proxy_hops:
+            return peer
+        candidate = entries[-self.trusted_proxy_hops]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            return peer
 
     async def handle(self, request: Request) -> Response:
         origin = request.headers.get("origin")
@@ -176,21 +235,21 @@ class WebVitals:
         if ctype not in ("application/json", "text/plain", ""):
             return self._reject(415, "unsupported_media_type", origin)
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+        # ASCII digits only: str.isdigit() also takes "²", which int() then refuses (a 500).
+        if declared is not None and (not _DIGITS.match(declared) or int(declared) > self.max_body):
             return self._reject(413, "too_large", origin)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > self.max_body:
                 return self._reject(413, "too_large", origin)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        data = parse_beacon(bytes(body))
+        if data is None:
             return self._reject(400, "invalid_json", origin)
         if not isinstance(data, dict):
             return self._reject(422, "not_an_object", origin)
         name = data.get("name")
-        if name not in BUCKETS:
+        if not isinstance(name, str) or name not in BUCKETS:
             return self._reject(422, "unknown_metric", origin)
         value = data.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -198,7 +257,7 @@ class WebVitals:
             return self._reject(422, "invalid_value", origin)
         rating = data.get("rating")
         vid = data.get("id")
-        if (rating is not None and rating not in RATINGS) or (vid is not None and (not isinstance(vid, str) or len(vid) > 128)):
+        if (rating is not None and (not isinstance(rating, str) or rating not in RATINGS)) or (vid is not None and (not isinstance(vid, str) or len(vid) > 128)):
             return self._reject(422, "invalid_field", origin)
         page = self.pages(data.get("page", data.get("pathname", "/")))
         if page is None:
