@@ -21,7 +21,7 @@ def _rate_each(names: list[str], sel: str = "", window: str = "$__rate_interval"
 
 
 def _otelcol(name: str) -> list[str]:
-    """Both spellings of a collector counter: 0.162.0 exposes it without `_total`, older builds with it."""
+    """Both spellings of a collector counter: 0.161.0 exposes it without `_total`, older builds with it."""
     return [name, name + "_total"]
 
 

@@ -74,7 +74,7 @@ def series_name_problems(expr: str) -> list[str]:
     - rate()/increase() over a {__name__=~"a|b"} selector that can match several names: once rate() drops
       the name, two series with the same other labels fail the whole query ("vector cannot contain metrics
       with the same labelset"). Use one rate() per name, joined with `or` (label_replace for a label).
-    - a collector counter spelled only `otelcol_..._total`: the collector (0.162.0) exposes its own counters
+    - a collector counter spelled only `otelcol_..._total`: the collector (0.161.0) exposes its own counters
       without the suffix; read both spellings (`rate(x[5m]) or rate(x_total[5m])`)."""
     out = []
     for m in re.finditer(RANGE_FUNCS + r'\s*\(\s*\{[^}]*__name__=~"([^"]*)"', expr):

@@ -3,9 +3,7 @@ loses no log record (retries + file-backed sending queue), and records queued du
 collector restart. The log backend is the OTLP sink standing in for Loki at loki:3100 (tests/harness/
 stack.py STAND_INS): what is tested here is the collector, which sends to it exactly as to Loki.
 
-Tail sampling is not here: its processor (contrib 0.162.0) needs contrib pkg/ottl/xottl and
-pkg/ottl/contexts/xprofile, which the Go module proxy here refuses, so no collector with it can be built
-(README, Known gaps)."""
+Sampling is tested in tests/e2e/test_sampling.py."""
 from __future__ import annotations
 
 import re

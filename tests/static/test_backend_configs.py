@@ -193,3 +193,34 @@ def test_check_rejects_a_broken_copy(product, label, mutate, expect, tmp_path):
     copy_path.write_text(yaml.safe_dump(broken, sort_keys=False))
     found = set(problems(yaml.safe_load(copy_path.read_text()), ref["tree"])) - set(problems(cfg, ref["tree"]))
     assert any(expect in f for f in found), f"{label}: expected a new finding containing {expect!r}, got {found}"
+
+
+def _stream_retention(cfg: dict, labels: dict[str, str]) -> str:
+    """The period Loki applies to a stream with `labels`: the matching retention_stream rule of highest
+    priority, else retention_period (Loki's documented rule; selectors here are label matchers only)."""
+    best = None
+    for rule in cfg["limits_config"].get("retention_stream", []):
+        matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', rule["selector"])
+        assert matchers and rule["selector"].strip("{} ").count(",") + 1 == len(matchers), rule["selector"]
+        ok = True
+        for name, op, value in matchers:
+            v = labels.get(name, "")
+            hit = re.fullmatch(value, v) is not None if op in ("=~", "!~") else v == value
+            ok &= hit if op in ("=", "=~") else not hit
+        if ok and (best is None or rule["priority"] > best["priority"]):
+            best = rule
+    return best["period"] if best else cfg["limits_config"]["retention_period"]
+
+
+@pytest.mark.parametrize("environment,period", [
+    ("prod", "720h"), ("production", "720h"), ("beta", "168h"), ("staging", "168h"),
+    ("local", "24h"), ("dev", "24h"), ("preview-123", "24h"), ("prodx", "24h")])
+def test_loki_retention_by_environment(environment, period):
+    """Seed 000 part 6: prod 30 days, beta/staging 7 days, dev/local 24 hours, on the label the collector
+    puts on every stream (deployment.environment, which Loki indexes as deployment_environment)."""
+    cfg = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text())
+    assert cfg["compactor"]["retention_enabled"] is True
+    assert _stream_retention(cfg, {"deployment_environment": environment, "service_name": "api"}) == period
+    for rule in cfg["limits_config"]["retention_stream"]:
+        hours = int(rule["period"].rstrip("h"))
+        assert hours >= 24, f"Loki refuses a retention_stream period under 24h: {rule}"
