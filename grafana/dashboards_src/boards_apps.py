@@ -401,7 +401,7 @@ def database(r: Rules) -> Board:
     slow = r.steps("DatabaseSlowQueries", "service_environment:database_query_duration_seconds:p95_rate5m")
     budget = _slo_step(r, "database-query-success", "SLODatabaseBudgetBurn", budget=True)
     objective = _slo_step(r, "database-query-success", "SLODatabaseBudgetBurn")
-    down = r.steps("DatabaseDown")
+    down = r.steps("DatabaseDown", severities=["critical"])
     sat = r.steps("SupabaseConnectionsSaturated")
     b.row("From the app: pool and queries")
     b.add(

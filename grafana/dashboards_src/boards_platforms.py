@@ -325,7 +325,7 @@ def supabase(r: Rules) -> Board:
     b.link("Database (Supabase)", dash_url("obs-database"))
     b.var("project", "Project", "supabase_project_status")
     F = 'project=~"$project"'
-    down, unhealthy = r.steps("DatabaseDown"), r.steps("SupabaseProjectUnhealthy")
+    down, unhealthy = r.steps("DatabaseDown", severities=["critical"]), r.steps("SupabaseProjectUnhealthy")
     b.row("Now")
     b.add(
         S("table", "Project status", "Current status of each project.", "none",

@@ -72,6 +72,9 @@ class Rules:
                 m = None
                 for m in re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\s*\)?\s*$", expr):
                     pass
+                if m is None:  # the expression ends in a filter (`unless on (project) ...`): its last comparison
+                    for m in re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\b", expr):
+                        pass
             if not m:
                 continue
             out.append(Step(alert, sev, float(m.group(2)), m.group(1), r["annotations"].get("runbook_url")))
@@ -129,7 +132,9 @@ class Rules:
         out = {}
         for r in self.records:
             if r["record"] == "slo:objective:ratio":
-                out[r["labels"]["sloth_id"]] = self.vector_value("slo:objective:ratio", sloth_id=r["labels"]["sloth_id"])
+                # sloth writes vector(0.9990000000000001): the objective is a percentage with few digits
+                out[r["labels"]["sloth_id"]] = round(self.vector_value("slo:objective:ratio",
+                                                                       sloth_id=r["labels"]["sloth_id"]), 10)
         if not out:
             raise RuleError("no SLO objective recordings")
         return out

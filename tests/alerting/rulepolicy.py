@@ -89,10 +89,15 @@ def series_name_problems(expr: str) -> list[str]:
 
 
 def offset_problems(expr: str) -> list[str]:
-    """`offset` only on counters inside a rate-like function (never on gauges)."""
+    """`offset` only on counters inside a rate-like function (never on raw gauges), or on a recording
+    rule's range inside avg_over_time()/present_over_time(): a service's own baseline from before now."""
     out = []
     text = re.sub(r"\{[^}]*\}", "", _strip_strings(expr))
     for m in re.finditer(r"([A-Za-z_][A-Za-z0-9_:]*)\s*(\[[^\]]*\])?\s*offset\b", text):
+        before = text[:m.start()].rstrip()
+        baseline = ":" in m.group(1) and m.group(2) and re.search(r"(avg|present)_over_time\s*\($", before)
+        if baseline:
+            continue
         if not COUNTER_SUFFIX.search(m.group(1)) or m.group(1) in GAUGES_NAMED_LIKE_COUNTERS or not m.group(2):
             out.append(f"offset on {m.group(1)}: only counters inside rate()/increase() may be offset")
     return out

@@ -93,6 +93,12 @@ def test_offset_check():
     assert rp.offset_problems("api_cost_usd offset 24h")
     assert rp.offset_problems("queue_depth_messages offset 1h < 5")
     assert rp.offset_problems("rate(http_requests_total[5m] offset 1d)") == []
+    # A service's own baseline: a recording rule's range inside avg_over_time/present_over_time.
+    assert rp.offset_problems("avg_over_time(service_environment:http_requests:rate5m[1h] offset 15m)") == []
+    assert rp.offset_problems("present_over_time(service_environment:http_requests:rate5m[10m] offset 75m)") == []
+    assert rp.offset_problems("avg_over_time(queue_depth_messages[1h] offset 15m)")
+    assert rp.offset_problems("max_over_time(service_environment:http_requests:rate5m[1h] offset 15m)")
+    assert rp.offset_problems("service_environment:http_requests:rate5m offset 1h")
 
 
 def test_policy_rejects_seed_style_rule():
