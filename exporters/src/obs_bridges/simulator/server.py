@@ -541,6 +541,20 @@ def supabase_metrics(state: SimState, ref: str, headers) -> tuple[int, bytes, di
         "# HELP node_cpu_seconds_total CPU seconds.", "# TYPE node_cpu_seconds_total counter",
         f'node_cpu_seconds_total{{{lb},cpu="0",mode="idle"}} {t * 0.8:.1f}',
         f'node_cpu_seconds_total{{{lb},cpu="0",mode="user"}} {t * 0.15:.1f}',
+        # The database host's disk (node exporter metrics of the endpoint): slowly filling.
+        "# HELP node_filesystem_avail_bytes Filesystem space available.", "# TYPE node_filesystem_avail_bytes gauge",
+        f'node_filesystem_avail_bytes{{{lb},device="/dev/nvme1n1",fstype="ext4",mountpoint="/data"}} '
+        f"{max(1_000_000_000, 7_000_000_000 - t * 10)}",
+        "# HELP node_filesystem_size_bytes Filesystem size.", "# TYPE node_filesystem_size_bytes gauge",
+        f'node_filesystem_size_bytes{{{lb},device="/dev/nvme1n1",fstype="ext4",mountpoint="/data"}} 8000000000',
+        # Supavisor/PgBouncer pools (platform-apis.md: pgbouncer_pools_client_{active,waiting}_connections).
+        "# HELP pgbouncer_pools_client_active_connections Client connections linked to a server connection.",
+        "# TYPE pgbouncer_pools_client_active_connections gauge",
+        f'pgbouncer_pools_client_active_connections{{{lb},database="postgres",user="authenticator"}} '
+        f"{8 + int(now // 60) % 4}",
+        "# HELP pgbouncer_pools_client_waiting_connections Client connections waiting for a server connection.",
+        "# TYPE pgbouncer_pools_client_waiting_connections gauge",
+        f'pgbouncer_pools_client_waiting_connections{{{lb},database="postgres",user="authenticator"}} 0',
         "# HELP gotrue_running Auth server running.", "# TYPE gotrue_running gauge",
         f'gotrue_running{{supabase_project_ref="{ref}",supabase_identifier="{ref}",service_type="gotrue"}} 1',
         "",
