@@ -66,3 +66,27 @@ def test_in_range_values_still_work(url):
     assert post(url, "/_control/advance", {"seconds": 60})[0] == 200
     assert post(url, "/_control/inject/github", {"count": 2, "conclusion": "success"})[0] == 200
     assert post(url, "/_control/ratelimit", {"platform": "github", "limit": 5000, "window": 3600})[0] == 200
+
+
+def raw_post(url: str, path: str, body: bytes) -> tuple[int, bytes]:
+    req = urllib.request.Request(url + path, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/_control/advance", b'{"seconds": ' + b"9" * 400 + b"}"),
+    ("/_control/inject/github", b'{"count": ' + b"9" * 400 + b"}"),
+    ("/_control/advance", b"[" * 200_000 + b"]" * 200_000),
+    ("/railway/graphql/v2", b'{"query": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
+], ids=["400-digit seconds", "400-digit count", "deep control body", "deep GraphQL body"])
+def test_huge_integers_and_deep_nesting_are_a_400(url, path, body):
+    """Found by the attack script: a 400-digit integer (math.isfinite overflows) and deeply nested JSON
+    (RecursionError) dropped the connection without an answer."""
+    status, _ = raw_post(url, path, body)
+    assert status == 400
+    with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
+        assert r.status == 200

@@ -112,7 +112,9 @@ def num(data: dict, key: str, default=None, cast=float):
             raise Reply(400, {"message": f"{key} is required (a number from {lo} to {hi})"})
         return cast(default)
     v = data[key]
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+    # An int is compared exactly: math.isfinite() of a 400-digit int raises OverflowError (a dropped connection).
+    ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, int) or math.isfinite(v))
+          and lo <= v <= hi)
     if not ok or (cast is int and v != int(v)):
         raise Reply(400, {"message": f"{key} must be a {'whole ' if cast is int else ''}number from {lo} to {hi}, "
                                      f"got {json.dumps(v)[:40]}"})
@@ -449,7 +451,7 @@ def railway(state: SimState, method: str, path: str, q: dict, headers, base: str
             scope = {"kind": "account"}
     try:
         req = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Reply(400, {"errors": [{"message": "Unexpected token in JSON"}]}) from None
     if scope is None:
         return 200, {"data": None, "errors": [{"message": "Not Authorized"}]}, {}
@@ -739,7 +741,9 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
                 except Reply as r:
                     st, obj, h = r.status, r.body, r.headers
                 except (KeyError, ValueError, TypeError) as e:
-                    st, obj, h = 400, {"message": f"bad control request: {e}"}, {}
+                    st, obj, h = 400, {"message": f"bad control request: {str(e)[:200]}"}, {}
+                except RecursionError:  # json.loads of deeply nested input
+                    st, obj, h = 400, {"message": "bad control request: JSON nested too deeply"}, {}
                 self._write(st, json.dumps(obj).encode(), {"Content-Type": "application/json", **h})
                 return
             plat, sub = None, path
