@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -27,6 +28,35 @@ def report(component: str, results: list[dict]) -> int:
     """Print the module's one JSON document; the exit code says whether every attack held."""
     print(json.dumps({"component": component, "results": results}, indent=1))
     return 0 if results and all(r["held"] for r in results) else 1
+
+
+def run_component(component: str, start: Callable[[Path], "Service"], attacks) -> int:
+    """Start the component in a scratch directory, run each attack on it, stop it, print the report."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix=f"attack-{component}-") as tmp:
+        svc = start(Path(tmp))
+        try:
+            results = [attack(svc) for attack in attacks]
+        finally:
+            svc.stop()
+    return report(component, results)
+
+
+def listening(port: int) -> set[str]:
+    """Local addresses (hex, as the kernel writes them: 0100007F is 127.0.0.1) with a socket in LISTEN state
+    on `port`, from /proc/net/tcp and tcp6."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            addr, p = local.split(":")
+            if state == "0A" and int(p, 16) == port:
+                out.add(addr)
+    return out
 
 
 def free_port() -> int:

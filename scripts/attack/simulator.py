@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from scripts.attack._common import Service, answers, fetch, free_port, python_env, report, result
+from scripts.attack._common import listening, run_component, Service, answers, fetch, free_port, python_env, result
 
 MEMORY_BOUND_MB = 250.0  # the simulator idles near 60 MB with its seeded world
 
@@ -32,22 +31,6 @@ class Simulator(Service):
             return status, json.loads(raw or b"{}")
         except ValueError:
             return status, {"raw": raw[:200].decode(errors="replace")}
-
-
-def listening(port: int) -> set[str]:
-    """Local addresses (hex, as the kernel writes them) with a socket in LISTEN state on `port`."""
-    out = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            local, state = row.split()[1], row.split()[3]
-            addr, p = local.split(":")
-            if state == "0A" and int(p, 16) == port:
-                out.add(addr)
-    return out
 
 
 def binding(sim: Simulator) -> dict:
@@ -122,15 +105,7 @@ def control_bodies(sim: Simulator) -> dict:
 
 
 def main() -> int:
-    results = []
-    with tempfile.TemporaryDirectory(prefix="attack-simulator-") as tmp:
-        sim = Simulator(Path(tmp))
-        try:
-            for attack in (binding, control_params, control_bodies):
-                results.append(attack(sim))
-        finally:
-            sim.stop()
-    return report("simulator", results)
+    return run_component("simulator", Simulator, (binding, control_params, control_bodies))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from scripts.attack._common import ROOT, Service, answers, connect, fetch, free_port, python_env, report, result
+from scripts.attack._common import run_component, ROOT, Service, answers, connect, fetch, free_port, python_env, result
 
 READ_TIMEOUT = 2.0
 MEMORY_BOUND_MB = 200.0  # parsing one 4 MiB body of empty alerts takes it near 110 MB; before the fix, 2 GB
@@ -127,15 +126,7 @@ def declared_not_sent(sink: Sink) -> dict:
 
 
 def main() -> int:
-    results = []
-    with tempfile.TemporaryDirectory(prefix="attack-sink-") as tmp:
-        sink = Sink(Path(tmp))
-        try:
-            for attack in (memory_floods, bad_json, declared_not_sent):
-                results.append(attack(sink))
-        finally:
-            sink.stop()
-    return report("sink", results)
+    return run_component("sink", Sink, (memory_floods, bad_json, declared_not_sent))
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from scripts.attack._common import Service, answers, exchange, fetch, free_port, python_env, report, result, statuses
+from scripts.attack._common import run_component, Service, answers, exchange, fetch, free_port, python_env, result, statuses
 
 BEACON = {"Content-Type": "text/plain;charset=UTF-8"}
 DEMO_PAGES = {"/", "/chat", "/chat/[id]", "/docs/[...slug]", "/settings", "/pricing"}  # obs_demo.app.PAGES
@@ -172,15 +171,7 @@ def body_flood(app: DemoApp) -> dict:
 
 
 def main() -> int:
-    results = []
-    with tempfile.TemporaryDirectory(prefix="attack-webvitals-") as tmp:
-        app = DemoApp(Path(tmp))
-        try:
-            for attack in (malformed_bodies, forwarded_for_rotation, page_label_flood, body_flood):
-                results.append(attack(app))
-        finally:
-            app.stop()
-    return report("webvitals", results)
+    return run_component("webvitals", DemoApp, (malformed_bodies, forwarded_for_rotation, page_label_flood, body_flood))
 
 
 if __name__ == "__main__":

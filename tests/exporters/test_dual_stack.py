@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.attack._common import listening
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,22 +61,6 @@ def test_listens_on_both_families(ipv6_loopback, argv, env, path):
         proc.wait(timeout=10)
 
 
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a socket in LISTEN state on `port`, read from the kernel's tables."""
-    out = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            local, state = line.split()[1], line.split()[3]
-            addr, p = local.split(":")
-            if state == "0A" and int(p, 16) == port:
-                out.add(addr)
-    return out
-
-
 @pytest.mark.parametrize("listen,expected", [(None, {"0100007F"}), ("0.0.0.0", {"00000000"})],
                          ids=["default-loopback", "told-otherwise"])
 def test_simulator_binds_loopback_unless_told(listen, expected):
@@ -87,7 +73,7 @@ def test_simulator_binds_loopback_unless_told(listen, expected):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_ok(f"http://127.0.0.1:{port}/healthz", proc)
-        assert listening_addresses(port) == expected
+        assert listening(port) == expected
     finally:
         proc.terminate()
         proc.wait(timeout=10)
