@@ -58,5 +58,5 @@ def test_binary_reports_pinned_version(tool):
     path = require_tool(tool)
     want = install_tools.read_versions()[t.version_key].lstrip("v")
     out = subprocess.run([str(path), *t.version_flag], capture_output=True, text=True, timeout=30)
-    text = out.stdout + out.stderr
+    text = out.stdout + "\n" + out.stderr  # sloth prints its version without a newline, then logs to stderr
     assert re.search(rf"(?<![\d.]){re.escape(want)}(?![\d.])", text), f"{path} {t.version_flag} says:\n{text[:500]}"

@@ -20,6 +20,7 @@ TYPE_OF_MODULE = {
     "otlphttpexporter": "otlp_http",
     "healthcheckextension": "health_check",
     "tailsamplingprocessor": "tail_sampling",
+    "filterprocessor": "filter",
     "filestorage": "file_storage",
 }
 

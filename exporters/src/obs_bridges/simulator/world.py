@@ -33,7 +33,7 @@ DEFAULT_RATES = {
     "railway_failure": 0.0,          # Railway builds that fail (RailwayDeploymentFailed, high)
     "railway_crash": 0.0,            # Railway deployments that crash after going live (same alert)
     "supabase_incident": 0.0,        # 5-minute windows a Supabase service (db included) is UNHEALTHY
-    "supabase_minor_incident": 0.003,  # ... of the non-database services only (no alert reads them)
+    "supabase_minor_incident": 0.0,  # ... of the non-database services only (SupabaseServiceUnhealthy: high/critical)
 }
 GH_DEPLOY_WORKFLOW = ("deploy", "release")
 GH_EVENTS = [("push", 50), ("pull_request", 35), ("schedule", 10), ("workflow_dispatch", 5)]
