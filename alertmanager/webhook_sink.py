@@ -209,6 +209,9 @@ def serve(host: str, port: int, keep: int, keep_bytes: int = 8 * 1024 * 1024, re
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         address_family = socket.AF_INET6 if v6 else socket.AF_INET
+        # socketserver listens with a backlog of 5: in a burst, the kernel drops the rest's handshakes and
+        # they retry for seconds before the cap below can even close them. Accept them promptly instead.
+        request_queue_size = 2 * max_connections
 
         def process_request(self, request, client_address):
             # One thread per connection, at most max_connections: past that, close at once.
