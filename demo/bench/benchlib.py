@@ -61,7 +61,7 @@ def start_app(env: dict[str, str]) -> subprocess.Popen:
                 return proc
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"demo app exited with {proc.returncode}")
+                raise SystemExit(f"demo app exited with {proc.returncode}") from None
             time.sleep(0.2)
     stop(proc)
     raise SystemExit("demo app did not become ready in 60 s")

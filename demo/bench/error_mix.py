@@ -78,7 +78,7 @@ def bootstrap_p99(samples: list[dict], span: int, n: int = 20000, seed: int = 1)
     """p99 of 5-minute windows rebuilt from randomly drawn scrape intervals: the spread the same mix would
     have if every interval's errors were independent of the others (an upper bound for paced errors)."""
     deltas = []
-    for a, b in zip(samples, samples[1:]):
+    for a, b in zip(samples, samples[1:], strict=False):
         deltas.append((sum(v - a.get(k, 0.0) for k, v in b.items()),
                        sum(v - a.get(k, 0.0) for k, v in b.items() if (k[2] or "").startswith("5"))))
     if len(deltas) < span:

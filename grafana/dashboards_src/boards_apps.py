@@ -291,8 +291,9 @@ def web_vitals(r: Rules) -> Board:
                    f"[$__rate_interval])))", "{{page}}")],
                 th_static((None, "green"), (good, "orange"), (poor, "red")), w=8))
     b.row("Activity")
-    feature = lambda ep, method: (f'sum(increase(http_requests_total{{{SE}, endpoint="{ep}", method="{method}", '
-                                  f'status_code=~"2.."}}[$__range]))')
+    def feature(ep: str, method: str) -> str:
+        return (f'sum(increase(http_requests_total{{{SE}, endpoint="{ep}", method="{method}", '
+                f'status_code=~"2.."}}[$__range]))')
     b.add(
         S("timeseries", "Page loads per minute by page", "LCP beacons per minute per page: one per page load "
           "that reported LCP.", "cpm",

@@ -3,7 +3,7 @@ dashboard per platform bridge (Railway, Vercel, GitHub Actions, Supabase), the b
 Stack Self-Monitoring. Metric names: exporters/ (obs_bridges) and the components' own metrics."""
 from __future__ import annotations
 
-from lib import Board, P, PanelSpec as S, Th, dash_url, runbook_links, th_alert, th_floor, th_static
+from lib import Board, P, PanelSpec as S, dash_url, runbook_links, th_alert, th_floor, th_static
 from rules import Rules, Step
 
 UP_MAP = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
@@ -72,7 +72,8 @@ def deployments(r: Rules) -> Board:
     gh = r.steps("GitHubWorkflowFailureRateHigh")
     RW = 'service=~"$service", environment=~"$environment"'
     VC = 'project=~"$service"'
-    inc = lambda sel: f"(sum(increase({sel}[$__range])) or vector(0))"
+    def inc(sel: str) -> str:
+        return f"(sum(increase({sel}[$__range])) or vector(0))"
     failed = (inc(f'railway_deployments_total{{{RW}, status=~"FAILED|CRASHED"}}') + " + "
               + inc(f'vercel_deployments_total{{{VC}, state="ERROR"}}'))
     total = (inc(f'railway_deployments_total{{{RW}, status=~"SUCCESS|FAILED|CRASHED"}}') + " + "
@@ -120,7 +121,8 @@ def deployments(r: Rules) -> Board:
           bars=True, stack=True, w=24),
     )
     b.row("Durations (p95 over the time range)")
-    q = lambda by, m, sel: (f"histogram_quantile(0.95, sum by ({by}, le) (increase({m}_bucket{{{sel}}}[$__range])))")
+    def q(by: str, m: str, sel: str) -> str:
+        return f"histogram_quantile(0.95, sum by ({by}, le) (increase({m}_bucket{{{sel}}}[$__range])))"
     b.add(
         S("bargauge", "Vercel build time p95 by project", "Build time (building to ready).", "s",
           [P(q("project", "vercel_deployment_build_duration_seconds", VC), "{{project}}", instant=True)], w=8),
@@ -158,7 +160,8 @@ def railway(r: Rules) -> Board:
     BY = "max by (project, environment, service)"
     cpu, mem = r.steps("RailwayCPUSaturated"), r.steps("RailwayMemorySaturated")
     crash = r.steps("RailwayServiceRestarting")
-    ratio = lambda use, lim: (f"{BY} ({use}{{{F}}}) / on (project, environment, service) ({BY} ({lim}{{{F}}}) > 0)")
+    def ratio(use: str, lim: str) -> str:
+        return f"{BY} ({use}{{{F}}}) / on (project, environment, service) ({BY} ({lim}{{{F}}}) > 0)"
     b.row("Resources")
     b.add(
         S("timeseries", "CPU used / limit", "CPU cores used as a share of the service's limit; "
@@ -301,7 +304,8 @@ def github(r: Rules) -> Board:
           [P(f"sum by (branch) (increase(github_actions_workflow_runs_total{{{F}}}[$__range]))", "{{branch}}",
              instant=True)], w=6),
     )
-    q = lambda by, m: f"histogram_quantile(0.95, sum by ({by}, le) (increase({m}_bucket{{{F}}}[$__range])))"
+    def q(by: str, m: str) -> str:
+        return f"histogram_quantile(0.95, sum by ({by}, le) (increase({m}_bucket{{{F}}}[$__range])))"
     b.row("Durations (p95 over the time range)")
     b.add(
         S("bargauge", "Run time p95 by workflow", "Run duration, start to finish.", "s",
@@ -386,7 +390,7 @@ def exporters(r: Rules) -> Board:
           th_floor(1, upstream[0]), runbook_links(upstream), minv=0, maxv=1),
         S("timeseries", "Poll errors by reason", "Failed polls per second by upstream and reason (0 when none).",
           "ops",
-          [P(f'sum by (job, upstream, reason) ('
+          [P('sum by (job, upstream, reason) ('
              + _rate_each([f"{b}_exporter_poll_errors_total" for b in BRIDGE_NAMES], J)
              + f') or sum by (job) ({{__name__=~"{BRIDGES}_up", {J}}}) * 0', "{{job}} {{upstream}} {{reason}}")]),
         S("timeseries", "API requests by endpoint and code", "Requests to the platform APIs per second.", "reqps",

@@ -305,7 +305,7 @@ class Board:
                    .current(dm.VariableOption(selected=True, text=DS_DEFAULT[k].capitalize(), value=DS_DEFAULT[k]))
                    for k in self.datasources]
         d = d.variables(ds_vars + self.variables)
-        for name, expr, colour, title in self.annotations:
+        for name, expr, colour, _title in self.annotations:
             d = d.annotation(db.AnnotationQuery().name(name).datasource(ds("prometheus")).enable(True)
                              .icon_color(colour).expr(expr).target(db.AnnotationTarget()))
         links = [db.DashboardLink("Dashboards").type(dm.DashboardLinkType.DASHBOARDS).tags(["obs-stack"])
@@ -344,7 +344,7 @@ class Board:
         """What the SDK leaves out: annotation step/title of Prometheus annotations, the built-in
         annotations (alerts and deploy markers from Grafana itself), and graph thresholds styles."""
         anns = raw.setdefault("annotations", {}).setdefault("list", [])
-        for a, (_, _, _, title) in zip(anns, self.annotations):
+        for a, (_, _, _, title) in zip(anns, self.annotations, strict=False):
             a["step"] = "60s"
             a["titleFormat"] = title
             a["useValueForTime"] = False

@@ -69,12 +69,10 @@ class Rules:
             if metric:
                 m = re.search(re.escape(metric) + r"(?:\{[^}]*\})?\s*(>=|<=|==|>|<)\s*" + _NUM, expr)
             else:
-                m = None
-                for m in re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\s*\)?\s*$", expr):
-                    pass
-                if m is None:  # the expression ends in a filter (`unless on (project) ...`): its last comparison
-                    for m in re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\b", expr):
-                        pass
+                # the last comparison at the end, else (`... unless on (project) x`) the last one anywhere
+                found = (list(re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\s*\)?\s*$", expr))
+                         or list(re.finditer(r"(>=|<=|==|>|<)\s*" + _NUM + r"\b", expr)))
+                m = found[-1] if found else None
             if not m:
                 continue
             out.append(Step(alert, sev, float(m.group(2)), m.group(1), r["annotations"].get("runbook_url")))

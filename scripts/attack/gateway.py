@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import json
 import os
 import secrets
 import selectors
-import socket
-import subprocess
 import sys
 import tempfile
 import threading

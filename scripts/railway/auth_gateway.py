@@ -995,7 +995,7 @@ def make_server(cfg: Config, limiter: FailureLimiter | None = None) -> Threading
         def _serve(self, request, client_address, kind: str, peer: str):
             try:
                 self.RequestHandlerClass(request, client_address, self, health_only=kind == "health")
-            except Exception:
+            except Exception:  # noqa: BLE001 - socketserver's own contract: any handler error is logged, not fatal
                 self.handle_error(request, client_address)
             finally:
                 self.shutdown_request(request)

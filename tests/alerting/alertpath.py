@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.smoke import poll  # noqa: F401 (used by the alerting tests through this module)
+from tests.e2e.smoke import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["prometheus", "alertmanager", "webhook-sink", "demo-app", "demo-loadgen"]

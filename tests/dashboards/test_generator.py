@@ -166,7 +166,7 @@ def _lost(a, b, path=""):
             out += [f"{path}/{k}"] if k not in b else _lost(a[k], b[k], f"{path}/{k}")
     elif isinstance(a, list) and isinstance(b, list):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             out += _lost(x, y, f"{path}[{i}]")
     return out
 

@@ -57,7 +57,7 @@ def test_dashboard_metadata(uid):
         if var["type"] == "query":
             assert var["datasource"]["uid"] == "${datasource}", f"{uid}: variable {name} uses a fixed datasource"
             assert var.get("includeAll") and var.get("allValue") == ".*", f"{uid}: {name} needs All = .*"
-    titles = [l["title"] for l in d.get("links", [])]
+    titles = [lk["title"] for lk in d.get("links", [])]
     assert "Runbooks" in titles, f"{uid}: no link to the runbooks"
 
 
@@ -119,7 +119,7 @@ def _range_windows(expr: str) -> list[tuple[str, str]]:
 
 
 def _alert_windows_for(panel: dict) -> set[str]:
-    runbooks = {l["url"] for l in panel.get("links", [])}
+    runbooks = {lk["url"] for lk in panel.get("links", [])}
     wins = set()
     for f in (dashlib.ROOT / "prometheus" / "rules").glob("*.yml"):
         for g in yaml.safe_load(f.read_text()).get("groups", []):

@@ -164,7 +164,7 @@ def live():
 
 def _all_queries():
     out = []
-    for uid, d in dashlib.dashboards().items():
+    for d in dashlib.dashboards().values():
         out.extend(q for q in dashlib.queries(d, with_annotations=False))
     return out
 
@@ -271,7 +271,7 @@ def test_variables_have_values(live):
 def test_annotations_execute(live):
     """Annotation queries mark events (deployments), so they may be empty; they must run."""
     n = 0
-    for uid, d in dashlib.dashboards().items():
+    for d in dashlib.dashboards().values():
         for a in d["annotations"]["list"]:
             if a.get("builtIn"):
                 continue

@@ -248,7 +248,7 @@ class Compose:
 def started(c: Compose):
     """Generator for a pytest fixture: skip without an engine (fail under OBS_DOCKER_TIER=require), `up`
     (failing with the diagnosis), yield, and always remove the project with its volumes."""
-    import pytest  # noqa: PLC0415 - only fixtures use this
+    import pytest  # only fixtures use this
 
     reason = docker_unavailable()
     if reason:

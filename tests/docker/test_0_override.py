@@ -29,7 +29,7 @@ def compose_cli() -> list[str]:
             return ["docker", "compose"]
     except (OSError, subprocess.TimeoutExpired):
         pass
-    from tests.conftest import require_tool  # noqa: PLC0415 - skips with the reason when it is not built
+    from tests.conftest import require_tool  # skips with the reason when it is not built
     return [str(require_tool("compose"))]
 
 

@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
 
     def parse(text: str) -> list[tuple]:
         text = "\n".join(line for line in text.splitlines()
-                         if line and line[0] != "#" and re.split(r"[{ ]", line, 1)[0] in wanted)
+                         if line and line[0] != "#" and re.split(r"[{ ]", line, maxsplit=1)[0] in wanted)
         return [(s.name, s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples]
 
     def record(series: dict, step: int, job: str, instance: str, target: dict, samples: list) -> None:

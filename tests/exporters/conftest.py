@@ -5,4 +5,4 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bridgetest import procs  # noqa: E402,F401
+from bridgetest import procs  # noqa: F401

@@ -30,7 +30,7 @@ from pathlib import Path
 from . import compose
 
 sys.path.insert(0, str(compose.ROOT / "scripts"))
-import install_tools  # noqa: E402
+import install_tools
 
 LAUNCH = Path(__file__).with_name("launch.py")
 

@@ -78,7 +78,7 @@ def _walk(a, b, path="$"):
             _walk(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), f"{path}: list differs"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             _walk(x, y, f"{path}[{i}]")
     elif isinstance(a, str):
         want = _expected(a)

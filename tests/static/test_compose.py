@@ -103,7 +103,7 @@ def test_healthcheck_limits_logging(name):
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_ports_on_loopback_only(name):
-    for raw, p in zip(RAW["services"][name].get("ports", []), SERVICES[name].get("ports", [])):
+    for raw, p in zip(RAW["services"][name].get("ports", []), SERVICES[name].get("ports", []), strict=False):
         assert isinstance(p, str), f"{name}: use 'HOST_IP:HOST:CONTAINER' strings"
         assert p.split(":")[0] == "127.0.0.1", f"{name}: port {raw} is not bound to 127.0.0.1 by default"
         if raw.startswith("${"):
@@ -166,7 +166,7 @@ def test_shared_volumes_have_one_writer():
 
 def test_no_default_passwords_or_anonymous_access():
     for name, s in SERVICES.items():
-        for k, v in (s.get("environment") or {}).items():
+        for k in (s.get("environment") or {}):
             if re.search(r"PASSWORD|TOKEN|SECRET|API_KEY", k) and not k.endswith("_FILE"):
                 pytest.fail(f"{name}: {k} set inline; secrets come from files (*_FILE)")
     g = SERVICES["grafana"]["environment"]

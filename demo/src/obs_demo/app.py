@@ -158,7 +158,7 @@ def create_app(instrument: bool | None = None, db_path: str | None = None, speed
                     call.set_usage(reply.input_tokens, reply.output_tokens, reply.model, reply.finish_reason)
         except ProviderError:
             log.warning("llm provider error", extra={"model": model})
-            raise HTTPException(502, "upstream model unavailable")
+            raise HTTPException(502, "upstream model unavailable") from None
         user_hash = obs.hash_user_id(body.user_id) if obs else "-"
 
         def store():

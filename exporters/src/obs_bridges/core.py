@@ -380,7 +380,7 @@ def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
         server_version = "obs-bridges"
         sys_version = ""
 
-        def log_message(self, *a):  # noqa: D401 - quiet access log
+        def log_message(self, *a):  # quiet access log
             pass
 
         def _send(self, code, body: bytes, ctype: str):

@@ -96,7 +96,7 @@ def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
         # Never sleep inline for long: a longer Retry-After is handed to the poll loop instead.
         MAX_INLINE_WAIT = 5.0
 
-        def get_retry_after(self, response):  # noqa: D401
+        def get_retry_after(self, response):
             v = super().get_retry_after(response)
             return None if v is None else min(v, self.MAX_INLINE_WAIT)
 
@@ -293,7 +293,7 @@ def _is_ratelimited(resp) -> bool:
         return True
     try:
         return "rate limit" in resp.text.lower()
-    except Exception:  # pragma: no cover - undecodable body
+    except Exception:  # noqa: BLE001 - an undecodable body is simply not a rate-limit message
         return False
 
 

@@ -5,7 +5,6 @@ import re
 import time
 from functools import lru_cache
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector

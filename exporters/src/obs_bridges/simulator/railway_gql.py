@@ -112,7 +112,7 @@ def _uncursor(c: str | None) -> int:
         return 0
     try:
         return int(base64.b64decode(c).decode().split(":")[1]) + 1
-    except Exception:
+    except (ValueError, IndexError, UnicodeDecodeError):  # binascii.Error is a ValueError
         raise GraphQLError("Invalid cursor") from None
 
 
