@@ -68,7 +68,8 @@ def create_app(instrument: bool | None = None, db_path: str | None = None, speed
                **obs_options) -> FastAPI:
     """`instrument=False` builds the same app without the helper (the benchmark's baseline)."""
     if instrument is None:
-        instrument = os.environ.get("OBS_INSTRUMENT", "1").strip().lower() not in {"0", "false", "no", "off"}
+        from obs_instrument.config import env_bool
+        instrument = env_bool("OBS_INSTRUMENT", True)
     speed = float(os.environ.get("OBS_DEMO_SPEED", "1")) if speed is None else speed
     db_path = db_path or os.environ.get("OBS_DEMO_DB", "/tmp/obs-demo.sqlite")
     engine = make_engine(db_path)

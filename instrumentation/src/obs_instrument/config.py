@@ -1,37 +1,63 @@
 """Settings read from the environment (every one can also be passed to `instrument_app`)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
 DEFAULT_OTLP_ENDPOINT = "http://otelcol:4318"
 
 
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """A setting with a value that cannot be used: the message names it and says how to fix it."""
+
+
 def env_bool(name: str, default: bool) -> bool:
+    """The one rule for booleans (the demo app reads OBS_INSTRUMENT with it): 1/true/yes/on or
+    0/false/no/off, any case; unset or blank is the default.
+    Anything else is an error, never a silent default."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw.strip()[:40]!r}")
 
 
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
+    if not raw:
         return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative number of seconds, got {raw[:40]!r}")
+    return value
 
 
 def read_secret(name: str) -> str | None:
-    """`NAME_FILE` (a mounted secret file) wins over `NAME`."""
+    """`NAME_FILE` (a mounted secret file) wins over `NAME`. A file that is set but cannot be read, or is
+    empty, is an error: falling back to no secret would silently weaken what the secret protects."""
     path = os.environ.get(f"{name}_FILE", "").strip()
     if path:
         try:
             with open(path, encoding="utf-8") as f:
                 value = f.read().strip()
-            return value or None
-        except OSError:
-            return None
+        except OSError as e:
+            raise ConfigError(f"{name}_FILE={path} cannot be read ({e.strerror}); make it readable by uid "
+                              f"{os.getuid()} or unset {name}_FILE") from None
+        if not value:
+            raise ConfigError(f"{name}_FILE={path} is empty; write the secret into it or unset {name}_FILE")
+        return value
     value = os.environ.get(name, "").strip()
     return value or None
 
