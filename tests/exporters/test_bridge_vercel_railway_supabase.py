@@ -7,6 +7,8 @@ import collections
 import time
 import urllib.request
 
+import yaml
+
 from bridgetest import http, wait_for
 
 
@@ -292,7 +294,8 @@ def test_supabase_metrics_endpoint_and_scrape_config(procs, tmp_path):
     assert out.stdout.count("job_name:") == 3
     assert sorted(f.name for f in keys.iterdir()) == sorted(q["ref"] for q in world["projects"]), \
         "only the key files, no temporary files left behind"
-    assert f'metrics_path: "/supabase-metrics/{p["ref"]}/customer/v1/privileged/metrics"' in out.stdout
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.stdout)["scrape_configs"]}
+    assert jobs[f"supabase-{p['name']}"]["metrics_path"] == f"/supabase-metrics/{p['ref']}/customer/v1/privileged/metrics"
     assert (keys / p["ref"]).read_text() == p["service_role_key"]
     assert oct((keys / p["ref"]).stat().st_mode & 0o777) == "0o600"
     assert p["service_role_key"] not in out.stderr
