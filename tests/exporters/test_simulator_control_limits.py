@@ -90,3 +90,60 @@ def test_huge_integers_and_deep_nesting_are_a_400(url, path, body):
     assert status == 400
     with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
         assert r.status == 200
+
+
+def raw_exchange(url: str, data: bytes, timeout: float = 10) -> bytes:
+    import socket
+    host, port = url.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def test_a_request_hidden_in_an_oversized_body_never_runs(url):
+    """Found by the attack script: a body over the 10 MB limit was left unread and its bytes were parsed as
+    the next requests on the connection, so a control request inside it ran."""
+    before = post(url, "/_control/rate", {"platform": "vercel", "per_hour": 3})[1]["rates"]["vercel"]
+    hidden = (b"POST /_control/rate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+              + b'{"platform": "vercel", "per_hour": 4321}'.ljust(40))
+    head = b"POST /_control/advance HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n"
+    out = raw_exchange(url, head + hidden + b"x" * 200_000)
+    assert out.startswith(b"HTTP/1.1 413") and out.count(b"HTTP/1.1 ") == 1, out[:300]
+    assert post(url, "/_control/rate", {"platform": "vercel", "per_hour": before})[1]["rates"]["vercel"] == before
+
+
+@pytest.mark.parametrize("head,code", [
+    (b"Content-Length: -5\r\n", b"400"), (b"Content-Length: 1e3\r\n", b"400"),
+    (b"Transfer-Encoding: chunked\r\n", b"411"),
+])
+def test_odd_framing_is_refused_and_the_connection_closed(url, head, code):
+    out = raw_exchange(url, b"POST /_control/advance HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n0\r\n\r\n"
+                       b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 " + code) and out.count(b"HTTP/1.1 ") == 1, out[:300]
+
+
+def test_an_unknown_platform_is_refused_and_not_stored(url):
+    status, reply = post(url, "/_control/rate", {"platform": "nope", "per_hour": 1})
+    assert status == 400 and "platform must be one of" in reply["message"]
+    assert post(url, "/_control/advance", {"seconds": 1})[0] == 200  # the world still advances
+
+
+def test_advance_is_capped_by_the_arrivals_it_would_create(url):
+    assert post(url, "/_control/rate", {"platform": "github", "per_hour": 10_000})[0] == 200
+    try:
+        status, reply = post(url, "/_control/advance", {"seconds": 7 * 86400})
+        assert status == 400 and "arrivals" in reply["message"] and "seconds" in reply["message"]
+    finally:
+        post(url, "/_control/rate", {"platform": "github", "per_hour": 30})

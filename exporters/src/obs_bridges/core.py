@@ -408,15 +408,31 @@ def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
     return make_http_server(addr, port, Handler)
 
 
-def make_http_server(addr: str, port: int, handler) -> ThreadingHTTPServer:
+def make_http_server(addr: str, port: int, handler, max_connections: int | None = None) -> ThreadingHTTPServer:
     """A threading HTTP server on addr; an IPv6 address (e.g. "::", Railway's private network) gets a
-    dual-stack socket that accepts IPv4 too."""
+    dual-stack socket that accepts IPv4 too. With max_connections, connections past it are closed at once
+    (one thread each otherwise, without bound)."""
     v6 = ":" in addr
+    slots = threading.BoundedSemaphore(max_connections) if max_connections else None
 
     class Server(ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
         address_family = socket.AF_INET6 if v6 else socket.AF_INET
+        request_queue_size = 128  # socketserver's 5 makes a burst's handshakes retry for seconds
+
+        def process_request(self, request, client_address):
+            if slots is not None and not slots.acquire(blocking=False):
+                self.shutdown_request(request)
+                return
+            super().process_request(request, client_address)
+
+        def process_request_thread(self, request, client_address):
+            try:
+                super().process_request_thread(request, client_address)
+            finally:
+                if slots is not None:
+                    slots.release()
 
         def server_bind(self):
             if v6:
