@@ -16,12 +16,13 @@ import threading
 import time
 from pathlib import Path
 
+from obs_demo.app import PAGES
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.attack._common import run_component, Service, answers, exchange, fetch, free_port, python_env, result, statuses
 
 BEACON = {"Content-Type": "text/plain;charset=UTF-8"}
-DEMO_PAGES = {"/", "/chat", "/chat/[id]", "/docs/[...slug]", "/settings", "/pricing"}  # obs_demo.app.PAGES
+DEMO_PAGES = set(PAGES)  # the templates the demo app configures
 BURST, RATE = 20, 2.0  # the ingest's per-client bucket (WebVitals defaults)
 MEMORY_BOUND_MB = 150.0  # the demo app idles near 65 MB: the bound catches bodies or labels that pile up
 

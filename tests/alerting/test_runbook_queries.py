@@ -61,10 +61,11 @@ def parse_logql(text: str) -> tuple[list[tuple[str, str, str]], list[dict]]:
             break
         stages.append({k: v for k, v in sm.groupdict().items() if v is not None})
         pos = sm.end()
-    for stage in stages:
-        for key in ("lstr", "val"):
-            if stage.get(key, "").startswith('"') and stage.get("op") in (None, "=~", "!~") and key == "lstr":
-                re.compile(stage[key][1:-1].replace('\\"', '"'))
+    for stage in stages:  # the regular expressions must compile: line filters |~ !~ and label matchers =~ !~
+        regex = ((stage.get("line") in ("|~", "!~") and stage["lstr"])
+                 or (stage.get("op") in ("=~", "!~") and stage["val"]))
+        if regex and regex.startswith('"'):
+            re.compile(regex[1:-1].replace('\\"', '"'))
     return matchers, stages
 
 
@@ -76,6 +77,8 @@ def parse_logql(text: str) -> tuple[list[tuple[str, str, str]], list[dict]]:
     ('service_name="$service" |= "x"', False),
     ('{service_name="$service"} |= x', False),
     ('{service_name="$service"} |~ "(?i)(unclosed"', False),
+    ('{service_name="$service"} | detected_level=~"(error"', False),
+    ('{service_name="$service"} |= "(not a regex"', True),
 ])
 def test_the_logql_parser_itself(text, ok):
     if ok:

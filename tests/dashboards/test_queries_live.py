@@ -23,6 +23,7 @@ import yaml
 
 from tests.dashboards import dashlib
 from tests.dashboards.test_lint import _selectors
+from tests.docker.demo_feed import inject_batch
 from tests.harness import compose
 from tests.conftest import running_stack
 from tests.e2e.smoke import poll
@@ -141,12 +142,7 @@ def live():
         # The simulator picks repos/projects/services at random: the first batch is large enough to
         # create the series of every outcome, so that the second one increases existing counters.
         for batch, n in enumerate((3, 1)):
-            _post(f"{lv.sim}/_control/inject/github", {"count": 4 * n, "conclusion": "success", "workflow": "Deploy"})
-            _post(f"{lv.sim}/_control/inject/github", {"count": 2 * n, "conclusion": "failure", "workflow": "CI"})
-            _post(f"{lv.sim}/_control/inject/vercel", {"count": 3 * n, "outcome": "READY"})
-            _post(f"{lv.sim}/_control/inject/vercel", {"count": 1 * n, "outcome": "ERROR"})
-            _post(f"{lv.sim}/_control/inject/railway", {"count": 4 * n, "outcome": "SUCCESS"})
-            _post(f"{lv.sim}/_control/inject/railway", {"count": 1 * n, "outcome": "FAILED"})
+            inject_batch(lv.sim, n)
             for m in ("railway_deployments_total", "vercel_deployments_total", "github_actions_workflow_runs_total"):
                 _until(f"{m} (batch {batch + 1})", lambda m=m, batch=batch: lv.prom_instant(
                     f"sum(increase({m}[10m])) > 0" if batch else f"sum({m})"), deadline)

@@ -26,7 +26,9 @@ def _post(url: str, body: dict) -> None:
         assert r.status == 200, r.status
 
 
-def _inject(sim: str, n: int) -> None:
+def inject_batch(sim: str, n: int) -> None:
+    """One batch of deployments and workflow runs of every outcome, n times the base counts (also used by
+    the native dashboard test)."""
     _post(f"{sim}/_control/inject/github", {"count": 4 * n, "conclusion": "success", "workflow": "Deploy"})
     _post(f"{sim}/_control/inject/github", {"count": 2 * n, "conclusion": "failure", "workflow": "CI"})
     _post(f"{sim}/_control/inject/vercel", {"count": 3 * n, "outcome": "READY"})
@@ -54,7 +56,7 @@ def feed(prom: str, sim: str) -> float:
 
     for batch, n in enumerate((3, 1)):
         injected = time.time()
-        _inject(sim, n)
+        inject_batch(sim, n)
         # every bridge polled after the injection, and Prometheus scraped that poll
         until(f"a poll of every bridge after batch {batch + 1}", lambda t=injected: _oldest_poll(prom) > t)
         for m in COUNTERS:

@@ -18,14 +18,17 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import running_stack
+from tests.conftest import ROOT, running_stack
 from tests.e2e import otlp, smoke
 from tests.harness import otlp_sink
 from tests.harness.stack import NativeStack
 
-THRESHOLD = "19999999999999"  # the config's default TRACE_SAMPLE_BELOW: 0x1999.../2^56 = 10%
+CONFIG = (ROOT / "otelcol" / "config.yaml").read_text()
+# The shipped defaults, read from the config so the expected sets follow it; the seeds ask for 10% and the
+# prod API p95 objective.
+THRESHOLD = re.search(r"\$\{env:TRACE_SAMPLE_BELOW:-([0-9a-f]{14})\}", CONFIG).group(1)
 SHARE = int(THRESHOLD, 16) / 2 ** 56
-SLOW_MS = 200  # TRACE_SLOW_MS default: the prod API p95 objective
+SLOW_MS = int(re.search(r"\$\{env:TRACE_SLOW_MS:-(\d+)\}", CONFIG).group(1))
 MEMORY_BOUND_MB = 400
 
 
@@ -75,6 +78,12 @@ def collector_rss_mb(stack) -> float:
     m = re.search(r"^otelcol_process_memory_rss(?:_bytes)?(?:\{[^}]*\})? (\S+)$", text, re.M)
     assert m, "the collector's own metrics have no otelcol_process_memory_rss"
     return float(m.group(1)) / 2 ** 20
+
+
+def test_the_shipped_defaults_are_the_seeds():
+    assert abs(SHARE - 0.10) < 1e-4 and SLOW_MS == 200, (THRESHOLD, SLOW_MS)
+    # the log sampler uses the same threshold as the trace sampler
+    assert CONFIG.count(f"${{env:TRACE_SAMPLE_BELOW:-{THRESHOLD}}}") == 3
 
 
 def test_traces_errors_slow_and_a_tenth_of_the_rest_kept_whole(stack):

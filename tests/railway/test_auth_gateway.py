@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.attack._common import stop_process
 from tests.conftest import require_tool
 from tests.e2e.smoke import poll
 from tests.railway.railwaylib import ROOT
@@ -73,13 +74,7 @@ class Gateway:
         return [json.loads(line) for line in self.log().splitlines() if line.strip()]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 def gateway_env(upstream: str, **extra: str) -> dict[str, str]:
@@ -141,13 +136,7 @@ def real_process(argv: list[str], log: Path, ready_url: str, what: str, deadline
         poll(f"{what} is ready", ready, deadline_s, 0.2)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc, grace=15)
 
 
 @pytest.fixture(scope="module")
