@@ -39,10 +39,10 @@ def run_exporter(name: str, env=None) -> int:
     except config.ConfigError as e:
         lg.error(f"invalid configuration: {e}", extra=log.kv(exit_code=2))
         return 2
-    from obs_bridges import core
+    from obs_bridges import httpserver
 
     try:
-        srv = core.serve(exp, exp.settings.listen_addr, exp.settings.listen_port)
+        srv = httpserver.serve(exp, exp.settings.listen_addr, exp.settings.listen_port)
     except OSError as e:
         lg.error(f"cannot listen on {exp.settings.listen_addr}:{exp.settings.listen_port}: {e.strerror or e} "
                  "(set LISTEN_ADDR / LISTEN_PORT)", extra=log.kv(exit_code=1))

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from obs_bridges import log
-from obs_bridges.core import make_http_server
+from obs_bridges.httpserver import make_http_server
 from obs_bridges.files import write_atomic
 from obs_bridges.simulator import railway_gql
 from obs_bridges.simulator.world import DEFAULT_RATES, SB_SERVICES, World
