@@ -32,6 +32,20 @@ MAX_FIELD = 2048      # characters kept of any one label, annotation or other te
 MAX_LABELS = 64       # labels (or annotations) kept per alert
 
 
+def log(level: str, msg: str, **fields) -> None:
+    """The sink's own log lines (not the notifications, which are data on stdout): one JSON line on stderr
+    in the stack's log schema (docs/logging.md): ts, level, component, logger, msg, fields."""
+    now = time.time()
+    rec = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+           "level": level, "component": "webhook-sink", "logger": "webhook-sink", "msg": msg}
+    rec.update((k, v) for k, v in fields.items() if k not in rec)
+    try:
+        sys.stderr.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 class BadPayload(ValueError):
     """A webhook body that is JSON but not an Alertmanager payload: answered with 400."""
 
@@ -240,7 +254,7 @@ def main() -> None:
     keep = int(os.environ.get("SINK_KEEP", "500"))
     srv = serve(host, port, keep, int(os.environ.get("SINK_KEEP_BYTES", str(8 * 1024 * 1024))),
                 float(os.environ.get("SINK_READ_TIMEOUT", "10")), int(os.environ.get("SINK_MAX_CONNECTIONS", "64")))
-    sys.stderr.write(json.dumps({"msg": "webhook sink listening", "host": host, "port": port}) + "\n")
+    log("info", "webhook sink listening", host=host, port=srv.server_address[1])
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -13,9 +13,25 @@ gid=$(id -g)
 # A JSON string body: control characters dropped (one line), backslashes and quotes escaped.
 json() { printf '%s' "$1" | tr -d '\001-\037' | sed 's/[\\"]/\\&/g'; }
 
+# The stack's log schema (docs/logging.md) starts every line with ts (UTC, milliseconds), level, component,
+# logger, msg. `date` without %N support (or none at all) gives .000 or the epoch rather than no line.
+stamp() {
+  _t=$(date -u +%Y-%m-%dT%H:%M:%S.%N 2>/dev/null) || :
+  _ns=${_t##*.}
+  case $_ns in
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]) _t="${_t%.*}.${_ns%??????}Z" ;;
+    *) _t="${_t%.*}.000Z" ;;
+  esac
+  case $_t in
+    [0-9][0-9][0-9][0-9]-*) printf '%s' "$_t" ;;
+    *) printf '1970-01-01T00:00:00.000Z' ;;
+  esac
+}
+head_fields() { printf '"ts":"%s","level":"%s","component":"grafana","logger":"obs-entrypoint"' "$(stamp)" "$1"; }
+
 # refuse FILE PROBLEM FIX: one JSON line on stderr, then exit 1. Never given the password.
 refuse() {
-  printf '{"level":"error","logger":"obs-entrypoint","msg":"%s","file":"%s","uid":%s,"fix":"%s"}\n' \
+  printf '{%s,"msg":"%s","file":"%s","uid":%s,"fix":"%s"}\n' "$(head_fields error)" \
     "$(json "refusing to start Grafana: $1 $2; uid $uid must be able to read it")" "$(json "$1")" \
     "$uid" "$(json "$3")" >&2
   exit 1
@@ -72,7 +88,8 @@ else
     if [ -n "$why" ]; then
       refuse "$gen_file" "$why after generating a password" "uid $uid must be able to write ${gen_file%/*}; head, base64 and tr must be installed"
     fi
-    echo '{"level":"info","logger":"obs-entrypoint","msg":"generated the Grafana admin password","read_with":"docker compose exec grafana cat '"$gen_file"'"}'
+    printf '{%s,"msg":"generated the Grafana admin password","read_with":"docker compose exec grafana cat %s"}\n' \
+      "$(head_fields info)" "$(json "$gen_file")"
   fi
   GF_SECURITY_ADMIN_PASSWORD__FILE="$gen_file"
 fi

@@ -1,5 +1,5 @@
 """Application dashboards: System Health, API Performance, User Activity and Web Vitals, Cost and
-Tokens, Database (Supabase), SLOs and Error Budgets (seed 000 part 4.1-4.4, seed 002 SLO dashboard).
+Tokens, Database (Supabase), SLOs and Error Budgets (docs/dashboards.md).
 Metric names: docs/metrics-contract.md; the golden-signal recording rules are read where they exist."""
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _app_vars(b: Board, metric: str = "service_environment:http_requests:rate5m"
 def system_health(r: Rules) -> Board:
     b = Board(r, "obs-system", "System Health", "Overview",
               "Real-time overview for the on-call engineer: is the API up, are errors and latency within their "
-              "alert thresholds, are resources and the database healthy, what is firing (seed 000 part 4.1).",
+              "alert thresholds, are resources and the database healthy, what is firing.",
               ["Is the API up and answering within its error and latency thresholds right now?",
                "Are Railway resources or the database pool close to saturation?",
                "Which alerts are firing or pending?"],
@@ -159,7 +159,7 @@ def system_health(r: Rules) -> Board:
 def api_performance(r: Rules) -> Board:
     b = Board(r, "obs-api", "API Performance", "Applications",
               "Deep dive into an API for debugging: traffic and errors by endpoint, latency distribution with "
-              "exemplars to traces, 5xx logs with trace links, slow traces, and dependencies (seed 000 4.2).",
+              "exemplars to traces, 5xx logs with trace links, slow traces, and dependencies.",
               ["Which endpoints take the traffic, fail, or are slow?",
                "What did a failing or slow request do (exemplar -> trace, 5xx log line -> trace)?",
                "Are the database, the LLM provider, the queue or logins the cause?"],
@@ -265,7 +265,7 @@ VITALS = [  # metric, title, unit, good, poor (web.dev thresholds at p75; no ale
 def web_vitals(r: Rules) -> Board:
     b = Board(r, "obs-web-vitals", "User Activity and Web Vitals", "Applications",
               "What users experience and do: Core Web Vitals at p75 by page and device (Next.js "
-              "useReportWebVitals beacons), page loads, feature usage and logins (seed 000 4.3). Active users, "
+              "useReportWebVitals beacons), page loads, feature usage and logins. Active users, "
               "sessions, retention and ratings have no metric in the contract yet.",
               ["Do real users get good Core Web Vitals (p75 LCP, INP, CLS) on every page and device?",
                "Which pages and features are used, and do logins succeed?"],
@@ -325,7 +325,7 @@ def cost(r: Rules) -> Board:
     tok = Step("LLMTokenBudgetExceeded", r.severity("LLMTokenBudgetExceeded"), tokens, ">", r.runbook("LLMTokenBudgetExceeded"))
     b = Board(r, "obs-cost", "Cost and Tokens", "Applications",
               "LLM/API spend against the daily budget (prometheus/rules/budgets.yml), where it goes by model and "
-              "operation, token use, and the Railway bill estimate (seed 000 4.4).",
+              "operation, token use, and the Railway bill estimate.",
               ["Are we within today's spend and token budgets, and where will the day end at this rate?",
                "Which models and operations cost the most, per request and per token?"],
               ["obs-stack", "cost"], refresh="5m", time_from="now-24h")
@@ -459,7 +459,7 @@ def database(r: Rules) -> Board:
 def slos(r: Rules) -> Board:
     b = Board(r, "obs-slo", "SLOs and Error Budgets", "Overview",
               "Every SLO in slo/ (rendered into prometheus/rules/slo-*.yml): objective, compliance over 30 days, "
-              "error budget left and burn rate against the multiwindow burn-rate alert factors (seed 002).",
+              "error budget left and burn rate against the multiwindow burn-rate alert factors.",
               ["Are we meeting each SLO over 30 days, and how much error budget is left?",
                "How fast is each budget burning compared with the page and ticket burn rates?"],
               ["obs-stack", "slo"], refresh="1m", time_from="now-24h")

@@ -1,4 +1,4 @@
-"""Platform dashboards: Deployment Health across Railway, Vercel and GitHub Actions (seed 000 4.5), one
+"""Platform dashboards: Deployment Health across Railway, Vercel and GitHub Actions (docs/dashboards.md), one
 dashboard per platform bridge (Railway, Vercel, GitHub Actions, Supabase), the bridges' own health, and
 Stack Self-Monitoring. Metric names: exporters/ (obs_bridges) and the components' own metrics."""
 from __future__ import annotations
@@ -54,7 +54,7 @@ def deployments(r: Rules) -> Board:
     b = Board(r, "obs-deployments", "Deployment Health", "Platforms",
               "CI/CD across Railway, Vercel and GitHub Actions: success against the deployment SLO, what is "
               "deploying or failed now, build and step durations, smoke checks, with deployment annotations on "
-              "every graph (seed 000 4.5).",
+              "every graph.",
               ["Are deployments succeeding on Railway, Vercel and GitHub Actions, against the deployment SLO?",
                "What is deploying or broken right now, how long do builds take, and did smoke checks pass?"],
               ["obs-stack", "deployments"], refresh="1m", time_from="now-24h")

@@ -12,7 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "prometheus" / "rules"
 
-# Severity ladder -> threshold colour (seed 002: green healthy, then warning, error, critical).
+# Severity ladder -> threshold colour (green healthy, then warning, error, critical).
 SEVERITY_COLOURS = {"low": "yellow", "medium": "orange", "high": "red", "critical": "dark-red"}
 SEVERITY_ORDER = ["low", "medium", "high", "critical"]
 

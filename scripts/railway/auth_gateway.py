@@ -85,8 +85,13 @@ class ConfigError(Exception):
 
 
 def log(level: str, msg: str, **fields) -> None:
-    line = json.dumps({"ts": round(time.time(), 3), "level": level, "logger": "auth-gateway", "msg": msg, **fields},
-                      separators=(",", ":"))
+    """One line in the stack's JSON log schema (docs/logging.md): ts, level, component, logger, msg, fields."""
+    now = time.time()
+    ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+    level = {"warn": "warning"}.get(level, level)  # the schema spells Python's level names
+    rec = {"ts": ts, "level": level, "component": "auth-gateway", "logger": "auth-gateway", "msg": msg}
+    rec.update((k, v) for k, v in fields.items() if k not in rec)
+    line = json.dumps(rec, separators=(",", ":"))
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -56,7 +56,7 @@ def test_request_trace_log_and_exemplar_share_the_trace_id(demo_app, otlp_receiv
     lines = [line for line in demo_app.log_lines() if line.get("trace_id") == trace_id]
     assert lines, demo_app.log_tail()
     assert lines[0]["span_id"] == span["span_id"]
-    assert lines[0]["level"] == "INFO" and lines[0]["service"] == "obs-demo-test"
+    assert lines[0]["level"] == "info" and lines[0]["component"] == "obs-demo-test"
     assert all("_not_json" not in line for line in demo_app.log_lines()), "every log line is JSON"
 
     # 3. The latency histogram's exemplar points to the trace (OpenMetrics exposition).

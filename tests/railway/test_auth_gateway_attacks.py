@@ -276,7 +276,7 @@ def test_no_part_of_a_malformed_request_line_reaches_the_log(gw):
     lines = gw.log().splitlines()[before:]
     records = [json.loads(line) for line in lines]
     refused = [r for r in records if r["msg"] == "bad request: refused"]
-    assert refused and all(set(r) <= {"ts", "level", "logger", "msg", "status", "reason", "client", "method", "path"}
+    assert refused and all(set(r) <= {"ts", "level", "component", "logger", "msg", "status", "reason", "client", "method", "path"}
                            for r in refused), refused
     assert {r.get("path") for r in records if r.get("method")} == {"/probe"}, records
     assert answers == {name: [want] for name, _, want in probes}

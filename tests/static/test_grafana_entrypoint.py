@@ -7,7 +7,6 @@ applets on PATH (like grafana/grafana's Alpine image), as uid 472 with gid 0 lik
 when the tests run as root (root reads every file, so it could never see the problem)."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import compose
+from tests.static.test_log_schema import check as check_log_line
 
 SCRIPT = compose.ROOT / "grafana" / "entrypoint.sh"
 ROOT_USER = os.geteuid() == 0
@@ -99,7 +99,7 @@ def refused(p: subprocess.CompletedProcess, file: Path, uid: int = GRAFANA_UID) 
     assert "RAN " not in p.stdout, "Grafana's /run.sh was started"
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
-    line = json.loads(lines[0])
+    line = check_log_line(lines[0], "grafana")  # the stack's one log schema (docs/logging.md)
     assert line["level"] == "error" and line["logger"] == "obs-entrypoint"
     assert line["file"] == str(file) and str(file) in line["msg"]
     assert line["uid"] == uid and f"uid {uid} " in line["msg"]
@@ -120,6 +120,9 @@ def test_generates_random_password_once_and_never_logs_it(box):
     p2 = ok(box.run())
     assert box.gen_file.read_text() == password, "a restart must keep the generated password"
     assert "generated" not in p2.stdout
+    generated = [ln for ln in p.stdout.splitlines() if "generated the Grafana admin password" in ln]
+    assert len(generated) == 1, p.stdout
+    assert check_log_line(generated[0], "grafana")["level"] == "info"
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640])

@@ -1,4 +1,7 @@
-"""JSON logging, one object per line on stderr, with secret redaction."""
+"""JSON logging, one object per line on stderr, with secret redaction.
+
+The line is the stack's log schema (docs/logging.md): ts (UTC, ms, Z), level (lowercase Python level
+name), component, logger, msg, then the record's fields, and exc for a traceback."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """JSON logs on stdout, and the same records over OTLP, both carrying trace_id and span_id.
 
-Every line is one JSON object: timestamp (ISO 8601, ms, UTC), level, service, environment, logger,
-message, trace_id/span_id when a span is active, extra fields passed with `extra={...}`, and an
-`error` object for exceptions.
+Every line is one JSON object in the stack's log schema (docs/logging.md): ts (ISO 8601 UTC with ms,
+`...Z`), level (lowercase), component (the service name), logger, msg, then environment, trace_id/span_id
+when a span is active, extra fields passed with `extra={...}`, and `exc` (the traceback) for exceptions.
 """
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = _dt.datetime.fromtimestamp(record.created, tz=_dt.timezone.utc)
         out = {
-            "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "service": self.service,
-            "environment": self.environment,
+            "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "component": self.service,
             "logger": record.name,
-            "message": record.getMessage(),
+            "msg": record.getMessage(),
+            "environment": self.environment,
         }
         trace_id, span_id = getattr(record, "_obs_trace", None) or _trace_ids()
         if trace_id:
@@ -65,9 +65,7 @@ class JsonFormatter(logging.Formatter):
         for k, v in _extras(record).items():
             out.setdefault(k, _jsonable(v))
         if record.exc_info and record.exc_info[0] is not None:
-            etype, evalue, tb = record.exc_info
-            out["error"] = {"type": etype.__name__, "message": str(evalue),
-                            "stack_trace": "".join(traceback.format_exception(etype, evalue, tb))}
+            out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
