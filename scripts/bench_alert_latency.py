@@ -7,7 +7,8 @@ the floor the shipped intervals set: scrape interval + the alert group's evaluat
 the critical route's group_wait (the worst case; a run lands between `for` and the floor depending on
 where the scrape and evaluation ticks fall).
 
-  scripts/bench_alert_latency.py [--runs N]     (root: the harness uses network namespaces)
+  python -m scripts.bench_alert_latency [--runs N]     (from the repository root, as root: the
+                                                       harness uses network namespaces)
 """
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.alerting import alertpath as ap  # noqa: E402
-from tests.harness.stack import NativeStack  # noqa: E402
+from tests.alerting import alertpath as ap
+from tests.harness.stack import NativeStack
 
 TARGET_RATIO, TARGET_SECONDS = 1.15, 90.0
 

@@ -17,6 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from tests.support.ports import free_port  # noqa: F401 - the attack modules import it from here
+from tests.support.wait import StopWaiting, WaitTimeout, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,12 +62,6 @@ def listening(port: int) -> set[str]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def addresses(third: int, n: int) -> list[str]:
     """n distinct loopback source addresses (Linux routes all of 127/8 to lo)."""
     return [f"127.0.{third}.{i}" for i in range(1, n + 1)]
@@ -90,12 +87,17 @@ class Service:
         with open(log_path, "wb") as f:
             self.proc = subprocess.Popen(argv, env=env, stdout=f, stderr=f, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
-        end = time.monotonic() + timeout
-        while not ready(self):
-            if self.proc.poll() is not None or time.monotonic() > end:
-                self.stop()
-                raise RuntimeError(f"{argv[-1]} did not start:\n{self.log_text()[-2000:]}")
-            time.sleep(0.05)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise StopWaiting(f"exited with {self.proc.returncode}")
+            return ready(self)
+
+        try:
+            wait_for(up, timeout, 0.05, f"{argv[-1]} to be ready")
+        except WaitTimeout as e:
+            self.stop()
+            raise RuntimeError(f"{argv[-1]} did not start ({e}):\n{self.log_text()[-2000:]}") from None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

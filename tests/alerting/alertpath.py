@@ -1,6 +1,6 @@
 """The alert path on the native stack (tests/harness): real Prometheus and Alertmanager with the shipped
 configs, the webhook sink and the demo app. Shared by test_e2e_alert_path.py and
-scripts/bench_alert_latency.py. Everything here talks to the harness's 127.x addresses only."""
+`python -m scripts.bench_alert_latency`. Everything here talks to the harness's 127.x addresses only."""
 from __future__ import annotations
 
 import json

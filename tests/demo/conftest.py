@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,12 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.demo.otlp_receiver import OtlpReceiver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
+from tests.support.wait import StopWaiting, WaitTimeout, wait_for
 
 
 class DemoProcess:
@@ -43,18 +37,16 @@ class DemoProcess:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 45.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"demo app exited {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"demo app not ready after {timeout:.0f} s:\n{self.log_tail()}")
+                raise StopWaiting(f"exited {self.proc.returncode}")
+            with urllib.request.urlopen(self.base + "/healthz", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            wait_for(healthy, timeout, 0.2, "the demo app's /healthz")
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}:\n{self.log_tail()}") from None
 
     def log_lines(self) -> list[dict]:
         out = []

@@ -3,9 +3,8 @@ in memory only: it takes what the SDK exporters send (OTLP/HTTP protobuf at /v1/
 keeps every span and log record with its resource attributes."""
 from __future__ import annotations
 
-import time
-
 from tests.harness.otlp_sink import Listener, OtlpSink
+from tests.support.wait import WaitTimeout, wait_for
 
 
 class OtlpReceiver(OtlpSink):
@@ -29,12 +28,10 @@ class OtlpReceiver(OtlpSink):
         return self.store.lock
 
     def wait_for(self, what: str, fn, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def got():
             with self.lock:
-                got = fn()
-            if got:
-                return got
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
-                             f"received {len(self.spans)} spans, {len(self.logs)} log records")
+                return fn()
+        try:
+            return wait_for(got, timeout, 0.1, what)
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}; received {len(self.spans)} spans, {len(self.logs)} log records") from None

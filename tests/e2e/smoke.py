@@ -13,6 +13,7 @@ from typing import Callable
 
 from tests.e2e import otlp
 from tests.harness import otlp_sink
+from tests.support.wait import wait_for
 
 
 def get_json(url: str, timeout: float = 10) -> dict:
@@ -22,18 +23,7 @@ def get_json(url: str, timeout: float = 10) -> dict:
 
 def poll(what: str, fn: Callable[[], object], timeout: float = 60, every: float = 1.0):
     """Call fn until it returns something truthy; fail with the last value/exception after timeout."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            got = fn()
-            if got:
-                return got
-            last = got
-        except Exception as e:  # noqa: BLE001 - reported below
-            last = e
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+    return wait_for(fn, timeout, every, what)
 
 
 def prom_query(prom: str, q: str) -> list:

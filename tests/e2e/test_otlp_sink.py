@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -20,12 +19,7 @@ from tests.e2e import otlp
 from tests.e2e.smoke import poll
 from tests.harness import compose, otlp_sink
 from tests.harness.stack import STAND_INS, native_command, stand_in
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
 
 
 class SinkProcess:

@@ -80,6 +80,16 @@ def collector_rss_mb(stack) -> float:
     return float(m.group(1)) / 2 ** 20
 
 
+def decision_ticks(stack) -> float:
+    """Decision ticks the tail sampler has run (it times each one: the timer's count), from the collector's
+    own metrics."""
+    with urllib.request.urlopen(stack.url("otelcol", 8888, "/metrics"), timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^otelcol_processor_tail_sampling_sampling_decision_timer_latency(?:_[a-z]+)?_count(?:\{[^}]*\})? (\S+)$",
+                  text, re.M)
+    return float(m.group(1)) if m else 0.0  # absent until the first tick
+
+
 def test_the_shipped_defaults_are_the_seeds():
     assert abs(SHARE - 0.10) < 1e-4 and SLOW_MS == 200, (THRESHOLD, SLOW_MS)
     # the log sampler uses the same threshold as the trace sampler
@@ -108,8 +118,11 @@ def test_traces_errors_slow_and_a_tenth_of_the_rest_kept_whole(stack):
     send_spans(base, service + "-beta", "beta", beta_spans)
     # A last error trace: decisions are taken in arrival order, so once it is delivered every trace
     # above has been decided and delivered or dropped.
+    # It goes into a later decision batch than all of them: sent once the sampler has ticked (it closes the
+    # current batch on every tick, once a second) after the last of them arrived.
     sentinel = secrets.token_hex(16)
-    time.sleep(1.0)
+    ticks = decision_ticks(stack)
+    smoke.poll("a tail-sampling decision tick", lambda: decision_ticks(stack) > ticks, timeout=10, every=0.1)
     send_spans(base, service, "prod", [span(sentinel, secrets.token_hex(8), "", "sentinel", time.time_ns(), 5, True)])
     smoke.poll("the sentinel trace at the trace backend",
                lambda: otlp_sink.query(stack.url("tempo", 3200), "spans", trace_id=sentinel), timeout=90, every=1)

@@ -4,15 +4,15 @@ Teardown kills each process's whole process group (every process is started in i
 when a test fails mid-start or a readiness wait times out (that process is stopped at once, its log in the
 failure). The fixture then checks that no process of those groups is left and errors the test if one is.
 When the test process itself dies (killed by a runner's timeout, SIGKILL, os._exit), the kernel kills every
-started process: each is exec'd with PR_SET_PDEATHSIG=SIGKILL through a small launcher (the death signal
-follows the thread that started it, so start processes from the test's own thread)."""
+started process: each is exec'd with PR_SET_PDEATHSIG=SIGKILL through tests/support/pdeathsig.py (the death
+signal follows the thread that started it, so start processes from the test's own thread)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,17 +23,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-PY = sys.executable
+from tests.support import pdeathsig
+from tests.support.ports import free_port
+from tests.support.wait import WaitTimeout, wait_for
 
-# Runs before the real program: ask the kernel to SIGKILL this process when its parent (the pytest process)
-# dies, then exec the program (the death signal survives exec). Exits if the parent is already gone.
-_PDEATHSIG_LAUNCHER = (
-    "import ctypes, os, signal, sys\n"
-    "if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"  # PR_SET_PDEATHSIG
-    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed: errno %d' % ctypes.get_errno())\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit('parent gone before exec')\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n")
+PY = sys.executable
 
 
 def group_members(pgids) -> dict[int, str]:
@@ -62,28 +56,6 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(fn, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
-    """Poll fn() until it returns a truthy value; fail with the last value/exception at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001 - shown if the deadline passes
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def http(method: str, url: str, body=None, timeout: float = 10.0, headers=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -103,7 +75,7 @@ class Proc:
         self._stopped = False
         self._log = open(log_path, "wb")
         try:
-            self.p = subprocess.Popen([PY, "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *argv], env=env,
+            self.p = subprocess.Popen(pdeathsig.launcher(argv), env=env,
                                       stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         except BaseException:
             self._log.close()
@@ -240,14 +212,17 @@ def stop_all(started: list[Proc], settle: float = 5.0) -> dict[int, str]:
         except BaseException:  # noqa: BLE001 - stop() does not raise; never let one skip the others
             pass
     pgids = [p.pgid for p in started]
-    deadline = time.monotonic() + settle
-    left = group_members(pgids)
-    while left and time.monotonic() < deadline:
+
+    def gone() -> bool:
+        if not group_members(pgids):
+            return True
         for g in pgids:
             _killpg(g, signal.SIGKILL)
-        time.sleep(0.1)
-        left = group_members(pgids)
-    return left
+        return False
+
+    with contextlib.suppress(WaitTimeout):
+        wait_for(gone, settle, 0.1, "the process groups to be gone")
+    return group_members(pgids)
 
 
 @pytest.fixture

@@ -1,17 +1,18 @@
 """A day of the demo world through the real bridges, on a simulated clock, as promtool input series.
 
-Run as a script (it replaces time.time for the whole process, so never import it into pytest):
+Run as a script (tests/exporters/test_calm_world.py does):
 
     python tests/exporters/calmworld.py HOURS STEP_SECONDS OUT.json [simulator flags...]
 
 The simulator (server + World, with the flags' defaults = the shipped demo defaults unless flags are given)
 and the four exporters (module.build, demo mode, OBS_DEMO_SIMULATOR_URL) run in this process; the clock is
-a fake time.time shared by both, advanced STEP_SECONDS per step. Each step polls every upstream that is
-due (the exporters' own intervals and backoff, as their background loops would), renders /metrics and
-records, like a scrape, every sample whose metric the alert rules read, with the scrape's
-`job`/`instance` labels and `up` 1; likewise Prometheus' demo scrape of the simulator's Supabase metrics
-endpoint (job supabase-metrics-demo, one target per project, basic auth with the service-role key). OUT.json: {"steps": n, "step_seconds": s, "series": {series selector: [values]}, "polls": ...} with
-None where a series was absent at that step.
+a fake one passed to both (World(clock=...), build(env, clock=...)), advanced STEP_SECONDS per step; nothing
+replaces time.time. Each step polls every upstream that is due (the exporters' own intervals and backoff, as
+their background loops would), renders /metrics and records, like a scrape, every sample whose metric the
+alert rules read, with the scrape's `job`/`instance` labels and `up` 1; likewise Prometheus' demo scrape of
+the simulator's Supabase metrics endpoint (job supabase-metrics-demo, one target per project, basic auth with
+the service-role key). OUT.json: {"steps": n, "step_seconds": s, "series": {series selector: [values]},
+"polls": ...} with None where a series was absent at that step.
 """
 from __future__ import annotations
 
@@ -53,7 +54,6 @@ def rule_metric_names() -> set[str]:
 def main(argv: list[str]) -> int:
     hours, step_s, out, sim_args = float(argv[0]), int(argv[1]), Path(argv[2]), argv[3:]
     clock = Clock(float(int(time.time()) // 60 * 60))
-    time.time = clock  # every module calls time.time() through the module: world, simulator, bridges
 
     from prometheus_client import disable_created_metrics
     from prometheus_client.parser import text_string_to_metric_families
@@ -64,15 +64,16 @@ def main(argv: list[str]) -> int:
     disable_created_metrics()
     p = argparse.ArgumentParser()
     sim.add_world_args(p, {})
-    world = sim.world_from_args(p.parse_args(sim_args))
+    world = sim.world_from_args(p.parse_args(sim_args), clock=clock)
     srv = sim.make_server("127.0.0.1", 0, world)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{srv.server_address[1]}"
     env = {"OBS_DEMO_SIMULATOR_URL": url, "LOG_LEVEL": "error"}
-    exporters = {f"{m.__name__.rsplit('.', 1)[1]}-exporter": m.build(env) for m in (railway, vercel, supabase, github)}
+    exporters = {f"{m.__name__.rsplit('.', 1)[1]}-exporter": m.build(env, clock=clock)
+                 for m in (railway, vercel, supabase, github)}
     # Prometheus' demo scrape of Supabase's own metrics endpoint (job supabase-metrics-demo), one target per project.
-    auth = "Basic " + base64.b64encode(f"service_role:{world.sb_service_role_key}".encode()).decode()
-    sb_targets = [(p["ref"], p["name"]) for p in world.sb_projects]
+    auth = "Basic " + base64.b64encode(f"service_role:{world.supabase.service_role_key}".encode()).decode()
+    sb_targets = [(p["ref"], p["name"]) for p in world.supabase.projects]
     wanted = rule_metric_names()
 
     def parse(text: str) -> list[tuple]:

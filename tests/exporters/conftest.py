@@ -1,8 +1,3 @@
-"""Exporter tests: fixtures live in bridgetest.py (a uniquely named module, importable from tests here)."""
+"""Exporter tests: fixtures and helpers live in tests/exporters/bridgetest.py."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-from bridgetest import procs  # noqa: F401
+from tests.exporters.bridgetest import procs  # noqa: F401

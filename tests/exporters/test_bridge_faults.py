@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from bridgetest import wait_for
+from tests.exporters.bridgetest import wait_for
+from tests.support.ports import free_port
 
 SECRET = "ghp_SuperSecretValue_4242"
 
@@ -18,6 +19,24 @@ def gh(procs, token=SECRET, **kw):
            "GITHUB_POLL_INTERVAL_SECONDS": "1", "GITHUB_METADATA_INTERVAL_SECONDS": "60"}
     env.update(kw)
     return sim, env
+
+
+def let_polls_pass(procs, sim, avoid: str, n: int) -> None:
+    """Observe n poll intervals (1 s) going by instead of sleeping: a healthy bridge of another platform
+    than `avoid` polls the same simulator every second; return once it has completed n fresh polls. A check
+    of what the bridge under test did (sim.requests(avoid)) then covers at least n - 1 intervals."""
+    if avoid == "github":
+        sim.ctl("POST", "ratelimit", {"platform": "supabase", "limit": 100000})
+        peer = procs.exporter("supabase", {"SUPABASE_API_URL": sim.url + "/supabase",
+                                           "SUPABASE_ACCESS_TOKEN": "sbp_test_123456",
+                                           "SUPABASE_POLL_INTERVAL_SECONDS": "1"}, wait_upstream="projects")
+        peer.more_polls("projects", n=n)
+    else:
+        peer = procs.exporter("github", {"GITHUB_API_URL": sim.url + "/github", "GITHUB_TOKEN": SECRET,
+                                         "GITHUB_REPOSITORIES": "demo-org", "GITHUB_POLL_INTERVAL_SECONDS": "1",
+                                         "GITHUB_METADATA_INTERVAL_SECONDS": "60"}, wait_upstream="runs")
+        peer.more_polls("runs", n=n)
+    peer.stop()
 
 
 def assert_secret_nowhere(exp, secret):
@@ -32,7 +51,7 @@ def test_invalid_token_backs_off_and_never_leaks(procs):
     wait_for(lambda: (exp.value("github_exporter_poll_errors_total", reason="auth") or 0) >= 1, 15,
              what="auth error in metrics")
     assert exp.p.poll() is None, "the exporter exited"
-    time.sleep(3)
+    let_polls_pass(procs, sim, "github", 4)  # >= 3 poll intervals
     # two upstreams, one failed request each, then >= 60 s of backoff: no flood
     assert len(sim.requests("github")) <= 4
     assert exp.value("github_up") == 0
@@ -80,7 +99,7 @@ def test_invalid_config_exits_2_with_a_clear_message(procs, bad):
     import subprocess
     import sys
 
-    from bridgetest import _base_env
+    from tests.exporters.bridgetest import _base_env
 
     env = _base_env({"GITHUB_TOKEN": SECRET, "GITHUB_REPOSITORIES": "o/r", **bad})
     out = subprocess.run([sys.executable, "-m", "obs_bridges", "github"], env=env, capture_output=True,
@@ -141,16 +160,15 @@ def test_ratelimit_exhaustion_waits_for_reset(procs):
     sim.fault(platform="github", kind="exhaust", duration=4)
     wait_for(lambda: exp.value("github_api_ratelimit_remaining") == 0, 20, what="remaining 0 in metrics")
     first = [r for r in sim.requests("github") if r["status"] == 403][0]
-    time.sleep(2)
-    assert len([r for r in sim.requests("github") if r["status"] == 403]) <= 2, "kept hammering while exhausted"
+    # Wait for the recovery (the window has reset, a poll succeeded), then count the 403s of the whole
+    # exhausted window: a bridge that kept polling while exhausted would have collected one a second.
     wait_for(lambda: exp.value("github_exporter_upstream_up", upstream="runs") == 1, 20, what="recovery")
+    assert len([r for r in sim.requests("github") if r["status"] == 403]) <= 2, "kept hammering while exhausted"
     ok = [r for r in sim.requests("github", since=first["t"]) if r["status"] in (200, 304)]
     assert ok and ok[0]["t"] - first["t"] >= 2.5
 
 
 def test_unreachable_api(procs):
-    from bridgetest import free_port
-
     env = {"GITHUB_API_URL": f"http://127.0.0.1:{free_port()}/github", "GITHUB_TOKEN": SECRET,
            "GITHUB_REPOSITORIES": "o/r", "GITHUB_POLL_INTERVAL_SECONDS": "1", "HTTP_TIMEOUT_SECONDS": "1"}
     exp = procs.exporter("github", env)
@@ -171,7 +189,7 @@ def test_other_platforms_bad_token_and_outage(procs, platform):
                                     "VERCEL_TEAM_ID": "team_demo"})
     wait_for(lambda: (bad.value(f"{platform}_exporter_poll_errors_total", reason="auth") or 0) >= 1, 20,
              what="auth error")
-    time.sleep(2)
+    let_polls_pass(procs, sim, platform, 3)  # >= 2 poll intervals
     assert len(sim.requests(platform)) <= 6
     assert any(var in ln["msg"] for ln in bad.log_lines())
     assert_secret_nowhere(bad, "invalid-" + SECRET)

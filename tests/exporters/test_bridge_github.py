@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import time
 
-from bridgetest import wait_for
+from tests.exporters.bridgetest import wait_for
 
 REPO = "demo-org/repo-amber"
 

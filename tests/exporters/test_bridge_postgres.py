@@ -8,11 +8,11 @@ import pwd
 import shutil
 import subprocess
 import threading
-import time
 
 import pytest
 
-from bridgetest import free_port, wait_for
+from tests.exporters.bridgetest import wait_for
+from tests.support.ports import free_port
 
 
 def _bindir() -> str | None:
@@ -100,7 +100,17 @@ def test_pg_statistics(procs, pg, tmp_path):
 
     th = threading.Thread(target=waiter, daemon=True)
     th.start()
-    time.sleep(1.1)
+
+    def blocked_and_aged() -> bool:
+        """The waiter is queued on the lock and the holder's transaction is >= 1 s old, as Postgres sees it."""
+        with psycopg.connect(pg, autocommit=True) as c:
+            waiting = c.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                "AND query LIKE 'SELECT count(*) FROM t%'").fetchone()[0]
+            age = c.execute("SELECT max(extract(epoch FROM clock_timestamp() - xact_start)) FROM pg_stat_activity "
+                            "WHERE state = 'idle in transaction'").fetchone()[0]
+        return waiting >= 1 and age is not None and age >= 1.1
+
+    wait_for(blocked_and_aged, 15, 0.1, what="the waiter blocked behind a >= 1.1 s old transaction")
     try:
         exp = procs.exporter("supabase", {"SUPABASE_API_URL": sim.url + "/supabase",
                                           "SUPABASE_ACCESS_TOKEN": "sbp_test_123456", "SUPABASE_DB_URL_FILE": str(dsn_file),

@@ -9,7 +9,7 @@ import urllib.request
 
 import yaml
 
-from bridgetest import http, wait_for
+from tests.exporters.bridgetest import http, wait_for
 
 
 # ---------------------------------------------------------------- Vercel
@@ -172,7 +172,6 @@ def test_railway_values_match_world(procs):
         assert len(rows) == 13
         assert [s.labels["status"] for s in rows if s.value == 1] == [d["status"]]
     # CPU and memory: one of the last complete 30 s samples of the world's series
-    now = time.time()
     for s in exp.samples():
         if s.name == "railway_service_cpu_usage_cores":
             assert 0.0 <= s.value <= 0.6
@@ -186,7 +185,6 @@ def test_railway_values_match_world(procs):
     m = 30 * 24 * 60
     expected_cost = 9000 * 20 / m + 20000 * 10 / m + 12.5 * 0.05 + 40000 * 0.15 / m + 5000 * 0.15 / m
     assert abs(exp.value("railway_estimated_cost_dollars", project="shop-amber") - expected_cost) < 1e-4
-    assert now > 0
     # every request was a batched GraphQL POST
     assert all(r["method"] == "POST" for r in sim.requests("railway"))
 

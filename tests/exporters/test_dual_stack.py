@@ -5,33 +5,25 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from scripts.attack._common import listening
+from tests.support.ports import free_port
+from tests.support.wait import StopWaiting, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_ok(url: str, proc: subprocess.Popen, timeout: float = 20) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else proc.returncode
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.read()
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
+    def body() -> bytes:
+        if proc.poll() is not None:
+            raise StopWaiting(proc.stdout.read().decode() if proc.stdout else proc.returncode)
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.read() or b"(empty)"
+    return wait_for(body, timeout, 0.2, f"{url} to answer")
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def ipv6_loopback():
     ([sys.executable, str(ROOT / "alertmanager" / "webhook_sink.py")], {}, "/healthz"),
 ], ids=["simulator", "webhook-sink"])
 def test_listens_on_both_families(ipv6_loopback, argv, env, path):
-    port = free_port()
+    port = free_port("::")  # free on IPv6 and IPv4 alike
     envs = {"PATH": "/usr/bin:/bin", "LISTEN_ADDR": "::", "LISTEN_PORT": str(port), "SINK_HOST": "::",
             "SINK_PORT": str(port), **env}
     proc = subprocess.Popen(argv, env={**envs, "PYTHONPATH": ":".join(sys.path)}, stdout=subprocess.PIPE,

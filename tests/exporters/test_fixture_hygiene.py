@@ -1,16 +1,15 @@
 """The exporter fixtures leave nothing behind: a pytest that is killed (a CI timeout, SIGKILL) takes its
-simulator and bridge processes with it (PR_SET_PDEATHSIG in bridgetest's launcher)."""
+simulator and bridge processes with it (PR_SET_PDEATHSIG: tests/support/pdeathsig.py)."""
 from __future__ import annotations
 
 import os
 import signal
 from pathlib import Path
 
-from bridgetest import group_members
-
+from tests.exporters.bridgetest import group_members
 from tests.harness.inner_pytest import inner_pytest, survivors_of_sigkill
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]  # the inner pytest imports tests.exporters.bridgetest from here
 
 INNER = '''
 import json, os, time
@@ -27,14 +26,14 @@ def test_hang(procs):
 
 
 def test_killed_pytest_leaves_no_simulator_or_bridge(tmp_path):
-    (tmp_path / "conftest.py").write_text(f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
-                                          "from bridgetest import procs  # noqa: F401\n")
+    (tmp_path / "conftest.py").write_text("from tests.exporters.bridgetest import procs  # noqa: F401\n")
     (tmp_path / "test_inner.py").write_text(INNER)
     out = tmp_path / "pids.json"
+    env = {**os.environ, "PIDS_OUT": str(out),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     pids: list = []
     try:
-        with inner_pytest([str(tmp_path)], tmp_path, {**os.environ, "PIDS_OUT": str(out)}, out, 90,
-                          "simulator and bridge") as (inner, pids):
+        with inner_pytest([str(tmp_path)], tmp_path, env, out, 90, "simulator and bridge") as (inner, pids):
             # each process leads its own group (start_new_session): its group is it and its children
             assert set(pids) <= set(group_members(pids)), "the processes were not running before the kill"
             survivors = survivors_of_sigkill(inner, lambda: group_members(pids))

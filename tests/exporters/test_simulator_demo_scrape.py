@@ -10,9 +10,9 @@ import subprocess
 
 import yaml
 
-from bridgetest import http, wait_for
 from obs_bridges.simulator.world import GH_SMOKE_WORKFLOW, World
 from tests.conftest import ROOT, require_tool
+from tests.exporters.bridgetest import http, wait_for
 
 KEY, TARGETS = "supabase-service-role-key", "supabase-metrics-targets.json"
 SMOKE = GH_SMOKE_WORKFLOW[0]
@@ -90,7 +90,7 @@ def test_unwritable_prometheus_dir_is_logged_and_the_simulator_serves(procs, tmp
 
 
 def _runs(w: World, until: float) -> list:
-    return sorted((r for rs in w.gh_runs.values() for r in rs if r.created <= until), key=lambda r: (r.created, r.id))
+    return sorted((r for rs in w.github.runs.values() for r in rs if r.created <= until), key=lambda r: (r.created, r.id))
 
 
 def test_every_successful_deploy_triggers_the_smoke_tests():
@@ -112,10 +112,10 @@ def test_every_successful_deploy_triggers_the_smoke_tests():
     # look-back (GITHUB_LOOKBACK_SECONDS, 2 h), so the Smoke checks panel is not empty
     assert any(r.status(now) == "completed" and r.created >= now - 7200 for r in smoke)
     # the world stays deterministic for a seed, smoke runs included
-    w2 = World(seed=42, now=w._clock_start + 6 * 3600)
-    w3 = World(seed=42, now=w._clock_start + 6 * 3600)
+    w2 = World(seed=42, now=w.history_start + 6 * 3600)
+    w3 = World(seed=42, now=w.history_start + 6 * 3600)
     key = lambda r: (r.id, r.repo, r.workflow_name, r.created, r.finished, r.conclusion, r.branch)  # noqa: E731
-    t = w._clock_start + 6 * 3600
+    t = w.history_start + 6 * 3600
     assert [key(r) for r in _runs(w2, t)] == [key(r) for r in _runs(w3, t)]
     assert any(r.workflow_name == SMOKE for r in _runs(w2, t))
 
@@ -128,7 +128,7 @@ def test_smoke_runs_only_follow_world_deploys():
     assert not [r for r in _runs(w, w.now()) if r.workflow_name == SMOKE], "an injected run triggered smoke tests"
     # no new runs at all once the GitHub rate is 0, triggered ones included
     w = World(seed=42, gh_rate=200, history_hours=1)
-    assert w._gh_follow_ups, "no smoke run pending: this part of the test would prove nothing"
+    assert w.github.follow_ups, "no smoke run pending: this part of the test would prove nothing"
     w.set_rate("github", 0)
     before = len(_runs(w, float("inf")))
     w.advance(3600)
@@ -141,4 +141,4 @@ def test_smoke_failure_knob_fails_smoke_runs():
     assert smoke and all(r.conclusion in ("failure", "cancelled", "skipped") for r in smoke)
     assert any(r.conclusion == "failure" for r in smoke)
     # the workflow list the bridges read names it (repositories' /actions/workflows)
-    assert all(any(n == SMOKE for _, n, _, _ in wfs) for wfs in w.gh_workflows.values())
+    assert all(any(n == SMOKE for _, n, _, _ in wfs) for wfs in w.github.workflows.values())

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bridgetest import PY, Exporter, _base_env, free_port, http, stop_all, wait_for
+from tests.exporters.bridgetest import PY, Exporter, _base_env, http, stop_all, wait_for
+from tests.support.ports import free_port
 from obs_bridges import config
 
 SECRET = "ghp_TokenFileValue_7731"
@@ -27,15 +28,16 @@ BRIDGE_UID = 10001 if ROOT_USER else os.getuid()
 # read, e.g. /root/.pyenv), drop root, then set the parent-death signal again (a uid change clears the one
 # bridgetest's launcher set), so a killed pytest still takes this process with it.
 _AS_UID = (
-    "import ctypes, os, signal, sys\n"
+    "import os, sys\n"
     "ppid = os.getppid()\n"
     "uid = int(sys.argv[1])\n"
     "from obs_bridges import cli, core, github\n"
+    "from tests.support import pdeathsig\n"
     "if os.geteuid() == 0:\n"
     "    os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
-    "    if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != ppid:\n"
-    "        sys.exit('cannot re-arm PR_SET_PDEATHSIG')\n"
+    "    pdeathsig.arm(ppid)\n"
     "sys.exit(cli.main(sys.argv[2:]))\n")
+ROOT = Path(__file__).resolve().parents[2]  # _AS_UID imports tests.support from here
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def bridge_as_uid(tmp_path):
 
     def start(platform: str, env: dict) -> Exporter:
         port = free_port()
-        e = Exporter([PY, "-c", _AS_UID, str(BRIDGE_UID), platform], _base_env({"LISTEN_PORT": port, **env}),
+        e = Exporter([PY, "-c", _AS_UID, str(BRIDGE_UID), platform], _base_env({"LISTEN_PORT": port, "PYTHONPATH": ROOT, **env}),
                      port, str(tmp_path / f"{platform}-{port}.log"))
         started.append(e)
         try:

@@ -6,18 +6,17 @@ creates touches the host), bind-mounts the very files docker-compose.yml mounts 
 container paths, writes the service's /etc/hosts (compose service names -> their addresses), then
 chroots, drops to the compose `user:` and execs the binary with the compose `command:`.
 
-Standard library only; invoked as `python3 launch.py SPEC.json`.
+Standard library only (and tests/support/pdeathsig.py, for the death signal); run from the repository
+root as `python3 -m tests.harness.launch SPEC.json` (tests/harness/stack.py: LAUNCH_ARGV).
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 
-PR_SET_PDEATHSIG = 1
+from tests.support import pdeathsig
 
 
 def sh(*args: str) -> None:
@@ -66,10 +65,7 @@ def main(spec_path: str) -> None:
         os.setuid(uid)
     # Die with the test process, even a SIGKILLed one that runs no teardown: set after the uid change
     # (which clears it), kept across execve. Checked against a parent that died before it was set.
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        sys.exit(f"launch: prctl(PR_SET_PDEATHSIG) failed: errno {ctypes.get_errno()}")
-    if os.getppid() != parent:
-        sys.exit("launch: the test process that started this service is gone")
+    pdeathsig.arm(parent)
     os.execve(spec["argv"][0], spec["argv"], spec["env"])
 
 

@@ -27,12 +27,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts import install_tools
+from tests.support.wait import StopWaiting, WaitTimeout, wait_for
+
 from . import compose
 
-sys.path.insert(0, str(compose.ROOT / "scripts"))
-import install_tools
-
 LAUNCH = Path(__file__).with_name("launch.py")
+# launch.py imports tests.support: run it as a module of the repository (cwd = compose.ROOT).
+LAUNCH_ARGV = [sys.executable, "-m", "tests.harness.launch"]
 
 # compose image -> (tool name, binary) of the native build. Images listed in none of the tables here have
 # nothing that runs natively (Grafana: AGPL and not buildable here; see README).
@@ -156,7 +158,7 @@ def write_spec(base: Path, mounts: list[dict], argv: list[str], env: dict, uid: 
 
 def run_spec(spec: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run a one-shot launch.py spec in a private mount namespace (host network)."""
-    return subprocess.run(["unshare", "--mount", sys.executable, str(LAUNCH), str(spec)],
+    return subprocess.run(["unshare", "--mount", *LAUNCH_ARGV, str(spec)], cwd=compose.ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
@@ -346,7 +348,7 @@ class NativeStack:
                                cwd=str(compose.ROOT) if extra.get("python") else "/")
         log_path = self.dir / f"{name}.log"
         logf = open(log_path, "ab")
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(LAUNCH), str(spec_path)],
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *LAUNCH_ARGV, str(spec_path)], cwd=compose.ROOT,
                                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
         run = Running(name, ns, self.ips[name], proc, log_path)
@@ -356,24 +358,22 @@ class NativeStack:
 
     def _wait_healthy(self, run: Running, health_url: str) -> None:
         url = health_url.replace("127.0.0.1", run.ip).replace("localhost", run.ip)
-        deadline = time.monotonic() + self.ready_timeout
-        last = ""
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
             if run.proc.poll() is not None:
-                raise StackError(f"{run.name} exited with {run.proc.returncode} before it was ready; "
-                                 f"log tail:\n{run.log_tail()}")
+                raise StopWaiting(f"exited with {run.proc.returncode}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if 200 <= r.status < 300:
-                        return
-                    last = f"HTTP {r.status}"
+                        return True
+                    raise OSError(f"HTTP {r.status}")
             except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code}"
-            except (urllib.error.URLError, OSError) as e:
-                last = str(getattr(e, "reason", e))
-            time.sleep(0.25)
-        raise StackError(f"{run.name} not ready at {url} after {self.ready_timeout:.0f} s (last: {last}); "
-                         f"log tail:\n{run.log_tail()}")
+                raise OSError(f"HTTP {e.code}") from None
+
+        try:
+            wait_for(healthy, self.ready_timeout, 0.25, f"{run.name} ready at {url}")
+        except WaitTimeout as e:
+            raise StackError(f"{e}; log tail:\n{run.log_tail()}") from None
 
     def rss_kib(self) -> dict[str, int]:
         """Resident memory of each running service's process tree, for the closing-note numbers."""

@@ -121,7 +121,7 @@ def service_spec(service: str, argv: list[str], env: dict[str, str], render_dir:
                  base: Path | None = None) -> Path:
     """A tests/harness/launch.py spec: the service's compose mounts at their container paths, the tool's
     native binaries at /opt/obs-bin, obs-start where the Dockerfiles put it, a writable render dir."""
-    import install_tools  # tests/conftest.py puts scripts/ on sys.path
+    from scripts import install_tools
 
     svc = compose.services()[service]
     base = base or Path(tempfile.mkdtemp(prefix=f"obs-railway-{service}-"))

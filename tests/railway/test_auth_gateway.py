@@ -8,7 +8,6 @@ import base64
 import contextlib
 import hashlib
 import http.client
-import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from scripts.attack._common import stop_process
 from tests.conftest import require_tool
 from tests.e2e.smoke import poll
 from tests.railway.railwaylib import ROOT
+from tests.support.ports import free_port
 
 GATEWAY = ROOT / "scripts" / "railway" / "auth_gateway.py"
 USER = "ops"
@@ -41,12 +41,6 @@ def basic(user: str, password: str) -> str:
 
 
 GOOD = {"Authorization": basic(USER, PASSWORD)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
@@ -670,12 +664,8 @@ def test_railway_defaults_listen_dual_stack_on_port(tmp_path):
 # ---------------------------------------------------------------------------------------------- the limiter
 
 def _module():
-    spec = importlib.util.spec_from_file_location("auth_gateway", GATEWAY)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("auth_gateway", mod)  # dataclasses look their module up while it loads
-    spec.loader.exec_module(sys.modules["auth_gateway"])
-    mod = sys.modules["auth_gateway"]
-    return mod
+    import auth_gateway  # scripts/railway/, on pytest.ini's pythonpath
+    return auth_gateway
 
 
 def test_failure_limiter_refills_and_stays_bounded():

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import require_tool, running_stack
 from tests.harness import compose
-from tests.harness.stack import NativeStack
+from tests.harness.stack import LAUNCH_ARGV, NativeStack
 from tests.railway.railwaylib import (DEPLOYS, OBS_START_IN_IMAGE, health_port, railway_config, railway_env, run_spec,
                                      service_spec)
 
@@ -153,7 +153,7 @@ def test_railway_mode_services_answer_on_ipv4_and_ipv6(tmp_path):
             log = open(base / "log", "wb")
             procs[service] = (subprocess.Popen(
                 ["unshare", "--mount", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                 sys.executable, str(Path(compose.ROOT) / "tests/harness/launch.py"), str(spec)],
+                 *LAUNCH_ARGV, str(spec)], cwd=compose.ROOT,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True), base / "log", cfg["healthcheckPath"])
         probe = ("import sys,time,urllib.request as u\n"
                  "port,path=sys.argv[1],sys.argv[2]\n"

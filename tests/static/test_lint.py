@@ -37,3 +37,17 @@ def test_a_finding_fails_and_scripts_without_extension_are_checked(tmp_path):
     p = subprocess.run([ruff(), "check", "--no-cache", "--output-format", "concise", "."], cwd=tmp_path,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "generate-slo-rules" in p.stdout and "F401" in p.stdout, p.stdout + p.stderr
+
+
+def test_the_test_command_runs_the_unit_tier_first_and_once():
+    text = (ROOT / "scripts" / "test").read_text()
+    unit, rest = text.index("pytest -q tests/unit"), text.index("pytest --ignore=tests/unit")
+    assert unit < rest, "the unit tier runs before the slow tiers, so a broken core fails in seconds"
+
+
+def test_unit_tests_open_no_sockets_and_never_sleep():
+    """tests/unit is the millisecond tier: time comes from an injected clock, never a sleep or the network."""
+    for path in sorted((ROOT / "tests" / "unit").glob("*.py")):
+        text = path.read_text()
+        for banned in ("time.sleep(", "socket.socket(", "subprocess.", "requests.get(", "urlopen("):
+            assert banned not in text, f"{path.relative_to(ROOT)} uses {banned}: it belongs in another tier"

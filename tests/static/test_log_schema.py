@@ -5,7 +5,6 @@ fails here."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import io
 import json
 import logging
@@ -17,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+import auth_gateway  # scripts/railway, on pytest.ini's pythonpath
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "scripts" / "railway" / "auth_gateway.py"
@@ -154,14 +155,7 @@ def test_auth_gateway_refusing_to_start():
 
 def test_auth_gateway_warning(capsys):
     """The request path logs "warn": the line spells it the schema's way."""
-    spec = importlib.util.spec_from_file_location("auth_gateway_schema", GATEWAY)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["auth_gateway_schema"] = mod  # dataclasses look their module up while it loads
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.modules.pop("auth_gateway_schema", None)
-    mod.log("warn", "authentication failed", reason="bad password", client="127.0.0.1", method="GET", path="/")
+    auth_gateway.log("warn", "authentication failed", reason="bad password", client="127.0.0.1", method="GET", path="/")
     rec = check(capsys.readouterr().err.strip(), "auth-gateway")
     assert rec["level"] == "warning" and rec["client"] == "127.0.0.1"
 

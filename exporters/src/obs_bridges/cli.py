@@ -56,7 +56,7 @@ def run_exporter(name: str, env=None) -> int:
     if not tok_ok:
         v = exp.settings.token.name
         lg.warning(f"{v} is not set: the exporter serves /metrics with {name}_up 0 and retries with backoff; "
-                   f"set {v} or {v}_FILE (or OBS_DEMO_SIMULATOR_URL for demo data)")
+                   f"set {v} or {v}_FILE (or {config.DEMO_ENV} for demo data)")
     exp.start()
     return _serve_until_signal(srv, exp.stop)
 
@@ -82,7 +82,14 @@ def _serve_until_signal(srv, on_stop) -> int:
 def run_simulator(argv: list[str], env=None) -> int:
     env = os.environ if env is None else env
     log.setup("simulator", (env.get("LOG_LEVEL") or "info").strip() or "info")
-    from obs_bridges.simulator import server as sim
+    try:
+        from obs_bridges.simulator import server as sim
+    except ModuleNotFoundError as e:  # graphql-core comes with the extra, not with every exporter
+        if e.name != "graphql":
+            raise
+        log.get("obs_bridges.simulator").error("cannot start the simulator: graphql-core is not installed; "
+                                               "install obs-bridges[simulator] (pip install 'obs-bridges[simulator]')")
+        return 1
 
     p = argparse.ArgumentParser(prog="obs-bridge simulator", description="Serve the four platform APIs "
                                 "from a seeded synthetic world.")

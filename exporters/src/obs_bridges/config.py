@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 from obs_bridges import log
@@ -14,13 +15,31 @@ from obs_bridges import log
 DEMO_ENV = "OBS_DEMO_SIMULATOR_URL"
 DEMO_TOKEN = "demo-token"
 
-# Path on the simulator where each platform is served (see simulator/server.py).
-SIMULATOR_PATHS = {
-    "railway": "/railway/graphql/v2",
-    "vercel": "/vercel",
-    "supabase": "/supabase",
-    "github": "/github",
-}
+
+@dataclass(frozen=True)
+class DemoPlatform:
+    """What demo mode means for one platform: where the simulator serves its API (simulator/server.py)
+    and the values that stand in for settings a live deployment must give. The one place the bridges
+    learn anything about the simulator."""
+
+    path: str  # the platform's API, appended to OBS_DEMO_SIMULATOR_URL
+    repositories: tuple[str, ...] = ()  # GitHub: GITHUB_REPOSITORIES when unset (the simulator's organization)
+    team_id: str | None = None  # Vercel: VERCEL_TEAM_ID when unset (the simulator's team)
+    metrics_template: str | None = None  # Supabase: SUPABASE_METRICS_URL_TEMPLATE when unset, from the URL
+
+
+DEMO: Mapping[str, DemoPlatform] = MappingProxyType({
+    "railway": DemoPlatform("/railway/graphql/v2"),
+    "vercel": DemoPlatform("/vercel", team_id="team_demo"),
+    "supabase": DemoPlatform("/supabase",
+                             metrics_template="/supabase-metrics/{ref}/customer/v1/privileged/metrics"),
+    "github": DemoPlatform("/github", repositories=("demo-org",)),
+})
+
+# Whole-response bounds (issue 12): a decompressed body larger than this is refused (a gzip bomb), by
+# default; HTTP_MAX_RESPONSE_BYTES may set 64 KiB to 1 GiB.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+MIN_MAX_RESPONSE_BYTES, MAX_MAX_RESPONSE_BYTES = 64 * 1024, 1024 * 1024 * 1024
 DEFAULT_PORTS = {"railway": 9601, "vercel": 9602, "supabase": 9603, "github": 9604, "simulator": 8600}
 
 
@@ -172,10 +191,25 @@ class Common:
     api_url: str
     token: SecretSource
     demo: bool
-    extra: dict = field(default_factory=dict)
+    # The platform's own settings, a frozen dataclass built by the bridge's load_settings
+    # (github.GithubSettings, vercel.VercelSettings, railway.RailwaySettings, supabase.SupabaseSettings).
+    platform_settings: Any = None
     # Whole-response bounds (issue 12): decompressed bytes, and seconds for the whole body.
-    http_max_response_bytes: int = 32 * 1024 * 1024
+    http_max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     http_deadline: float = 30.0
+    # Demo mode only: the simulator's base URL (OBS_DEMO_SIMULATOR_URL, no trailing slash).
+    demo_base: str | None = None
+
+    @property
+    def demo_defaults(self) -> DemoPlatform | None:
+        """The platform's demo-table row in demo mode, else None."""
+        return DEMO[self.platform] if self.demo else None
+
+    def demo_url(self, path: str) -> str:
+        """``path`` on the simulator (demo mode only)."""
+        if self.demo_base is None:
+            raise ValueError("demo_url is only defined in demo mode")
+        return self.demo_base + path
 
 
 def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, real_url: str) -> Common:
@@ -204,12 +238,15 @@ def common(platform: str, env: Mapping[str, str], url_var: str, token_var: str, 
         api_url = env_url(env, url_var, real_url)
     elif demo_base:
         check_url(DEMO_ENV, demo_base)
-        api_url = demo_base.rstrip("/") + SIMULATOR_PATHS[platform]
+        demo_base = demo_base.rstrip("/")
+        api_url = demo_base + DEMO[platform].path
         token = FixedSecret(token_var, DEMO_TOKEN)
         demo = True
     else:
         api_url = env_url(env, url_var, real_url)
-    max_bytes = env_int(env, "HTTP_MAX_RESPONSE_BYTES", 32 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024)
+    max_bytes = env_int(env, "HTTP_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES, MIN_MAX_RESPONSE_BYTES,
+                        MAX_MAX_RESPONSE_BYTES)
     deadline = env_float(env, "HTTP_DEADLINE_SECONDS", max(30.0, 3 * timeout), 1.0, 3600.0)
     return Common(platform, listen_addr, port, level, timeout, api_url, token, demo,
-                  http_max_response_bytes=max_bytes, http_deadline=deadline)
+                  http_max_response_bytes=max_bytes, http_deadline=deadline,
+                  demo_base=demo_base if demo else None)

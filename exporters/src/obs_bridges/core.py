@@ -16,12 +16,21 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from obs_bridges import __version__, log
-from obs_bridges.httpclient import MAX_WAIT_SECONDS, ApiError, RateLimitState
+from obs_bridges.httpclient import ERROR_TEXT_MAX, MAX_WAIT_SECONDS, ApiError, Clock, RateLimitState
 
 LOG = log.get("obs_bridges.core")
 # A token file that exists but cannot be read is re-checked this often at most: no API request is made
 # while it fails, so there is nothing to back off from, and a fixed file is picked up soon.
 TOKEN_RETRY_SECONDS = 5.0
+# A rejected or missing token is retried no sooner than this (then doubling): it must not flood the API.
+AUTH_BACKOFF_FLOOR_SECONDS = 60.0
+# Failures after which the backoff stops doubling (2**10 x the interval is past every cap anyway).
+BACKOFF_MAX_DOUBLINGS = 10
+# Every backoff is multiplied by a random factor in this range, so that exporters restarted together
+# do not retry in step.
+BACKOFF_JITTER = (0.8, 1.2)
+# Added to an upstream's Retry-After (seconds, random in this range): never retry at the very instant.
+RETRY_AFTER_SLACK = (0.05, 0.5)
 _SECRET_LOCK = threading.Lock()
 
 
@@ -121,10 +130,10 @@ class SeenSet:
 class SelfMetrics:
     """``<platform>_api_*`` and ``<platform>_exporter_*`` families."""
 
-    def __init__(self, platform: str, registry: CollectorRegistry):
+    def __init__(self, platform: str, registry: CollectorRegistry, clock: Clock = time.time):
         p = platform
         self.platform = platform
-        self.ratelimit = RateLimitState()
+        self.ratelimit = RateLimitState(clock)
         self.requests = Counter(f"{p}_api_requests", f"Requests made to the {p} API, by endpoint and HTTP "
                                 "code ('error' for a connection failure or timeout).",
                                 ["endpoint", "code"], registry=registry)
@@ -208,17 +217,43 @@ class Upstream:
         self.polls = 0
 
 
+def backoff_delay(interval: float, failures: int, kind: str, retry_after: float | None,
+                  max_backoff: float, rand: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds before the next poll after ``failures`` consecutive failures (the latest of ``kind``).
+
+    Doubling from the interval (from AUTH_BACKOFF_FLOOR_SECONDS for a rejected or missing token) up to
+    ``max_backoff``, with jitter; an upstream's Retry-After is honoured (a rate limit waits exactly that,
+    plus slack); never more than MAX_WAIT_SECONDS (the poll thread's Event.wait must accept it). A token
+    file that cannot be read is re-checked soon: no request was made. ``rand`` is random.uniform."""
+    base = max(interval, 1.0)
+    if kind in ("auth", "config"):
+        base = max(base, AUTH_BACKOFF_FLOOR_SECONDS)  # a bad or missing token must not flood the API
+    delay = min(max_backoff, base * (2 ** min(failures - 1, BACKOFF_MAX_DOUBLINGS)))
+    delay *= rand(*BACKOFF_JITTER)
+    if retry_after is not None:
+        delay = max(delay if kind != "ratelimit" else 0.0, retry_after + rand(*RETRY_AFTER_SLACK))
+    # Whatever an upstream's headers said: a finite wait the poll thread's Event.wait accepts.
+    delay = min(delay, MAX_WAIT_SECONDS) if math.isfinite(delay) else MAX_WAIT_SECONDS
+    if kind == "token_unreadable":
+        delay = min(interval, TOKEN_RETRY_SECONDS) * rand(*BACKOFF_JITTER)
+    return delay
+
+
 class Exporter:
-    """Base class: subclasses build collectors and upstreams; this runs loops and serves HTTP."""
+    """Base class: subclasses build collectors and upstreams; this runs loops and serves HTTP.
+
+    ``clock`` (Unix seconds, time.time by default) is every wall-time read of the exporter, its bridge
+    and its API clients: a test or a simulated day injects its own. Waits between polls stay real."""
 
     platform = "base"
-    max_backoff = 1800.0
+    max_backoff = 1800.0  # the longest backoff between polls of a failing upstream (30 min)
 
-    def __init__(self, settings):
+    def __init__(self, settings, *, clock: Clock = time.time):
         self.settings = settings
+        self.clock = clock
         self.log = log.get(f"obs_bridges.{self.platform}")
         self.registry = CollectorRegistry(auto_describe=False)
-        self.selfm = SelfMetrics(self.platform, self.registry)
+        self.selfm = SelfMetrics(self.platform, self.registry, clock)
         from prometheus_client.core import InfoMetricFamily  # local: keeps module import light
 
         mode = "demo" if settings.demo else "live"
@@ -238,7 +273,7 @@ class Exporter:
         if settings.demo:
             self._outer = CollectorRegistry(auto_describe=False)
             self._outer.register(_LabelInjector(self.registry, {"demo": "true"}))
-        self.started = time.time()
+        self.started = self.clock()
         self._threads: list[threading.Thread] = []
         self._logged_errors: dict[str, str] = {}
 
@@ -279,26 +314,26 @@ class Exporter:
 
     def poll_once(self, u: Upstream) -> float:
         """Run one poll; returns the delay before the next one (backoff on failure)."""
-        t0 = time.time()
+        t0 = self.clock()
         u.last_attempt = t0
         try:
             if u.enabled():
                 u.fn()
             u.polls += 1
         except ApiError as e:
-            u.last_duration = time.time() - t0
+            u.last_duration = self.clock() - t0
             return self._failed(u, e.kind, str(e), e.retry_after)
         except Exception as e:  # a parser or logic bug must not kill the loop
-            u.last_duration = time.time() - t0
+            u.last_duration = self.clock() - t0
             self.log.exception("poll failed unexpectedly", extra=log.kv(upstream=u.name))
-            return self._failed(u, "internal", f"{type(e).__name__}: {log.redact(str(e))[:200]}", None)
-        u.last_duration = time.time() - t0
+            return self._failed(u, "internal", f"{type(e).__name__}: {log.redact(str(e))[:ERROR_TEXT_MAX]}", None)
+        u.last_duration = self.clock() - t0
         if not u.ok and u.failures:
             self.log.info("upstream recovered", extra=log.kv(upstream=u.name, after_failures=u.failures))
         u.ok = True
         u.failures = 0
         u.last_error = None
-        u.last_success = time.time()
+        u.last_success = self.clock()
         self._logged_errors.pop(u.name, None)
         return u.interval
 
@@ -307,17 +342,7 @@ class Exporter:
         u.failures += 1
         u.last_error = message
         self.selfm.poll_errors.labels(u.name, kind).inc()
-        base = max(u.interval, 1.0)
-        if kind in ("auth", "config"):
-            base = max(base, 60.0)  # a bad or missing token must not flood the API
-        delay = min(self.max_backoff, base * (2 ** min(u.failures - 1, 10)))
-        delay *= random.uniform(0.8, 1.2)
-        if retry_after is not None:
-            delay = max(delay if kind != "ratelimit" else 0.0, retry_after + random.uniform(0.05, 0.5))
-        # Whatever an upstream's headers said: a finite wait the poll thread's Event.wait accepts.
-        delay = min(delay, MAX_WAIT_SECONDS) if math.isfinite(delay) else MAX_WAIT_SECONDS
-        if kind == "token_unreadable":
-            delay = min(u.interval, TOKEN_RETRY_SECONDS) * random.uniform(0.8, 1.2)
+        delay = backoff_delay(u.interval, u.failures, kind, retry_after, self.max_backoff)
         hint = {
             "auth": f"check {self.settings.token.name} (or {self.settings.token.name}_FILE): the API rejected it",
             "config": "",
@@ -350,7 +375,7 @@ class Exporter:
         self._stop.set()
 
     def health(self) -> dict:
-        now = time.time()
+        now = self.clock()
         return {
             "platform": self.platform,
             "mode": "demo" if self.settings.demo else "live",

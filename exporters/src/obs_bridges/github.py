@@ -10,8 +10,8 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits, next_link
-from obs_bridges.parsing import iso, lst, num, obj, s
+from obs_bridges.httpclient import ApiClient, ApiError, Clock, decode_json, limits, next_link
+from obs_bridges.parsing import EVENT_LABEL_MAX, NAME_LABEL_MAX, iso, lst, num, obj, s
 
 REAL_URL = "https://api.github.com"
 RUN_STATUSES_ACTIVE = ["queued", "in_progress", "waiting", "requested", "pending"]
@@ -20,13 +20,34 @@ CONCLUSIONS = ["success", "failure", "neutral", "cancelled", "timed_out", "actio
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800)
 MAX_RUN_SECONDS = 35 * 86400  # GitHub cancels a workflow run that reaches 35 days
+# Pages followed per listing (Link rel="next"): 50 x 100 items bounds one poll's requests and memory.
+MAX_PAGES = 50
+# Page size of the listings that are read whole (organization repositories, workflows, jobs): GitHub's maximum.
+LIST_PAGE_SIZE = 100
+# Run ids are kept this long beyond two look-back windows: a run re-listed late (clock skew, a slow
+# re-run) is still recognised as counted.
+SEEN_SLACK_SECONDS = 3 * 3600
+# Branches that keep their name as a label; every other branch is "other" (bounded cardinality).
+DEFAULT_BRANCHES = ("main", "master", "develop")
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _OWNER_RE = re.compile(r"^[A-Za-z0-9_.-]+(/\*)?$")
 
 
-@dataclass
-class Settings(config.Common):
-    pass
+@dataclass(frozen=True)
+class GithubSettings:
+    """GITHUB_* settings, validated (config.Common.platform_settings of the GitHub bridge)."""
+
+    repos: tuple[str, ...]  # owner/repo entries
+    orgs: tuple[str, ...]  # organizations or users whose repositories are discovered
+    exclude: frozenset[str]
+    branches: frozenset[str]
+    interval: float
+    meta_interval: float
+    lookback: float
+    per_page: int
+    use_etags: bool
+    max_job_fetches: int
+    max_tracked_runs: int
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -34,7 +55,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     repos, orgs = [], []
     entries = config.env_list(env, "GITHUB_REPOSITORIES")
     if not entries and c.demo:
-        entries = ["demo-org"]
+        entries = list(config.DEMO["github"].repositories)
     for e in entries:
         if _REPO_RE.match(e) and not e.endswith("/*"):
             repos.append(e)
@@ -45,19 +66,19 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     if not entries:
         raise config.ConfigError("GITHUB_REPOSITORIES is empty: list owner/repo entries or organizations "
                                  "to discover, comma-separated (e.g. GITHUB_REPOSITORIES=my-org,other/repo)")
-    c.extra = {
-        "repos": repos,
-        "orgs": orgs,
-        "exclude": set(config.env_list(env, "GITHUB_REPOSITORIES_EXCLUDE")),
-        "branches": set(config.env_list(env, "GITHUB_BRANCHES") or ["main", "master", "develop"]),
-        "interval": config.env_float(env, "GITHUB_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "meta_interval": config.env_float(env, "GITHUB_METADATA_INTERVAL_SECONDS", 600.0, 1, 86400),
-        "lookback": config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
-        "per_page": config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
-        "use_etags": (env.get("GITHUB_USE_ETAGS", "true").strip().lower() not in ("0", "false", "no")),
-        "max_job_fetches": config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
-        "max_tracked_runs": config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
-    }
+    c.platform_settings = GithubSettings(
+        repos=tuple(repos),
+        orgs=tuple(orgs),
+        exclude=frozenset(config.env_list(env, "GITHUB_REPOSITORIES_EXCLUDE")),
+        branches=frozenset(config.env_list(env, "GITHUB_BRANCHES") or DEFAULT_BRANCHES),
+        interval=config.env_float(env, "GITHUB_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        meta_interval=config.env_float(env, "GITHUB_METADATA_INTERVAL_SECONDS", 600.0, 1, 86400),
+        lookback=config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
+        per_page=config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
+        use_etags=(env.get("GITHUB_USE_ETAGS", "true").strip().lower() not in ("0", "false", "no")),
+        max_job_fetches=config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
+        max_tracked_runs=config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
+    )
     return c
 
 
@@ -161,7 +182,7 @@ _MATRIX_RE = re.compile(r"\s*\(.*\)\s*$")
 
 def job_label(name: str) -> str:
     """Job name without its matrix suffix ("test (3.12, ubuntu)" -> "test"), bounded in length."""
-    return _MATRIX_RE.sub("", name)[:64] or "unnamed"
+    return _MATRIX_RE.sub("", name)[:NAME_LABEL_MAX] or "unnamed"
 
 
 # ---------------------------------------------------------------- exporter
@@ -169,13 +190,15 @@ def job_label(name: str) -> str:
 class GitHubExporter(core.Exporter):
     platform = "github"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        x = settings.extra
-        self.x = x
-        self.repos: list[str] = list(dict.fromkeys(x["repos"]))
+    def __init__(self, settings: config.Common, *, clock: Clock = time.time):
+        super().__init__(settings, clock=clock)
+        cfg = settings.platform_settings
+        if not isinstance(cfg, GithubSettings):
+            raise TypeError("GitHubExporter needs settings from github.load_settings")
+        self.cfg: GithubSettings = cfg
+        self.repos: list[str] = list(dict.fromkeys(cfg.repos))
         self.workflow_names: dict[str, dict[int, str]] = {}
-        self.seen = core.SeenSet(retention=2 * x["lookback"] + 3 * 3600)
+        self.seen = core.SeenSet(retention=2 * cfg.lookback + SEEN_SLACK_SECONDS)
         self.active: dict[str, dict[str, int]] = {}
         self.last_conclusion: dict[tuple[str, str], tuple[tuple[float, int], str]] = {}
         # Runs (id, attempt) last seen not completed, by repo, with their created time: read one by one
@@ -197,20 +220,20 @@ class GitHubExporter(core.Exporter):
         self.registry.register(self)
         self.runs_client = self._client()
         self.meta_client = self._client()
-        self.add_upstream(core.Upstream("metadata", x["meta_interval"], self.poll_metadata))
-        self.add_upstream(core.Upstream("runs", x["interval"], self.poll_runs, initial_delay=0.0))
+        self.add_upstream(core.Upstream("metadata", cfg.meta_interval, self.poll_metadata))
+        self.add_upstream(core.Upstream("runs", cfg.interval, self.poll_runs, initial_delay=0.0))
 
     def _client(self) -> ApiClient:
         c = ApiClient("github", self.settings.api_url, self.selfm, self.settings.http_timeout,
-                      **limits(self.settings),
+                      **limits(self.settings), clock=self.clock,
                       auth=lambda: {"Authorization": f"Bearer {self.token()}",
                                     "Accept": "application/vnd.github+json",
                                     "X-GitHub-Api-Version": "2022-11-28"})
-        c.use_etags = self.x["use_etags"]
+        c.use_etags = self.cfg.use_etags
         return c
 
     # -- pagination: follow Link rel="next", never build page URLs
-    def _get_all(self, client: ApiClient, path: str, endpoint: str, params: dict | None, parser, max_pages=50,
+    def _get_all(self, client: ApiClient, path: str, endpoint: str, params: dict | None, parser, max_pages=MAX_PAGES,
                  last_page=lambda page: False):
         """Every page's items; stops early after a page for which ``last_page(page)`` is true."""
         items = []
@@ -228,46 +251,46 @@ class GitHubExporter(core.Exporter):
     def poll_metadata(self, client: ApiClient | None = None) -> None:
         self.token()
         client = client or self.meta_client
-        repos = list(self.x["repos"])
-        for org in self.settings.extra["orgs"]:
+        repos = list(self.cfg.repos)
+        for org in self.cfg.orgs:
             try:
                 found = self._get_all(client, f"/orgs/{org}/repos", "org_repos",
-                                      {"per_page": 100, "type": "all"}, parse_repos)
+                                      {"per_page": LIST_PAGE_SIZE, "type": "all"}, parse_repos)
             except ApiError as e:
                 if e.status != 404:
                     raise
                 found = self._get_all(client, f"/users/{org}/repos", "user_repos",
-                                      {"per_page": 100}, parse_repos)
+                                      {"per_page": LIST_PAGE_SIZE}, parse_repos)
             repos.extend(found)
-        repos = [r for r in dict.fromkeys(repos) if r not in self.x["exclude"]]
+        repos = [r for r in dict.fromkeys(repos) if r not in self.cfg.exclude]
         self.repos = repos
         for repo in repos:
             self._fetch_workflows(repo, client)
 
     def _fetch_workflows(self, repo: str, client: ApiClient) -> None:
         items = self._get_all(client, f"/repos/{repo}/actions/workflows", "workflows",
-                              {"per_page": 100}, lambda d: list(parse_workflows(d).items()))
+                              {"per_page": LIST_PAGE_SIZE}, lambda d: list(parse_workflows(d).items()))
         self.workflow_names[repo] = dict(items)
 
     def _workflow(self, repo: str, run: Run) -> str:
         names = self.workflow_names.get(repo) or {}
         if run.workflow_id is not None and run.workflow_id in names and names[run.workflow_id]:
-            return names[run.workflow_id][:64]
+            return names[run.workflow_id][:NAME_LABEL_MAX]
         base = run.path.rsplit("/", 1)[-1]
-        return (base.rsplit(".", 1)[0] if base else "unknown")[:64]
+        return (base.rsplit(".", 1)[0] if base else "unknown")[:NAME_LABEL_MAX]
 
     def _branch(self, b: str) -> str:
-        return b if b in self.x["branches"] else "other"
+        return b if b in self.cfg.branches else "other"
 
     # -- runs
     def poll_runs(self) -> None:
         self.token()
-        if not self.repos and self.x["orgs"]:
+        if not self.repos and self.cfg.orgs:
             self.poll_metadata(self.runs_client)
-        now = time.time()
-        start = now - self.x["lookback"]
+        now = self.clock()
+        start = now - self.cfg.lookback
         errors: list[ApiError] = []
-        job_budget = [self.x["max_job_fetches"]]
+        job_budget = [self.cfg.max_job_fetches]
         for repo in list(self.repos):
             try:
                 if repo not in self.workflow_names:
@@ -293,7 +316,7 @@ class GitHubExporter(core.Exporter):
         still reaches back into the window. What is kept and how deep pages are read use the same
         bound, so every run in the window is read on every poll (seeded once, or counted once)."""
         runs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs", "runs",
-                             {"per_page": self.x["per_page"]}, parse_runs,
+                             {"per_page": self.cfg.per_page}, parse_runs,
                              last_page=lambda page: not page or min(r.created for r in page) < start)
         return [r for r in runs if r.created >= start]
 
@@ -331,7 +354,7 @@ class GitHubExporter(core.Exporter):
                 track.pop((r.id, r.attempt), None)
             else:
                 track[(r.id, r.attempt)] = r.created
-        excess = len(track) - self.x["max_tracked_runs"]
+        excess = len(track) - self.cfg.max_tracked_runs
         dropped = set(sorted(track, key=track.get)[:max(0, excess)])
         for key in dropped:  # the oldest: bounded memory and requests per poll
             del track[key]
@@ -358,7 +381,7 @@ class GitHubExporter(core.Exporter):
             r = by_key[key]
             wf = self._workflow(repo, r)
             concl = r.conclusion or "unknown"
-            self.runs_total.labels(repo, wf, r.event[:40], self._branch(r.branch), concl).inc()
+            self.runs_total.labels(repo, wf, r.event[:EVENT_LABEL_MAX], self._branch(r.branch), concl).inc()
             if r.started is not None and r.updated is not None and r.updated >= r.started:
                 self.run_duration.labels(repo, wf, concl).observe(r.updated - r.started)
             if job_budget[0] > 0:
@@ -375,7 +398,7 @@ class GitHubExporter(core.Exporter):
 
     def _observe_jobs(self, repo: str, wf: str, r: Run) -> None:
         jobs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs/{r.id}/attempts/{r.attempt}/jobs",
-                             "jobs", {"per_page": 100}, parse_jobs)
+                             "jobs", {"per_page": LIST_PAGE_SIZE}, parse_jobs)
         for j in jobs:
             name = job_label(j.name)
             if j.created is not None and j.started is not None and j.started >= j.created:
@@ -402,5 +425,5 @@ class GitHubExporter(core.Exporter):
         yield GaugeMetricFamily("github_actions_repositories", "Repositories polled.", value=len(self.repos))
 
 
-def build(env: Mapping[str, str]) -> GitHubExporter:
-    return GitHubExporter(load_settings(env))
+def build(env: Mapping[str, str], *, clock: Clock = time.time) -> GitHubExporter:
+    return GitHubExporter(load_settings(env), clock=clock)

@@ -16,10 +16,26 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from obs_bridges import __version__, log
+from obs_bridges import __version__, config, log
 
 USER_AGENT = f"obs-bridges/{__version__}"
 RETRY_STATUSES = (500, 502, 503, 504)
+# An x-ratelimit-reset above this is a Unix time (GitHub, Vercel: ~1.7e9); at or below it, seconds from
+# now. 1e9 s is 31 years: no window is that long, and no reset that early (2001) is current.
+EPOCH_THRESHOLD = 1e9
+# Wait after a 429 (or a rate-limited 403) that says neither Retry-After nor a reset time: one minute,
+# the shortest window the four APIs use.
+DEFAULT_RATELIMIT_WAIT = 60.0
+# A rate limit whose reset time is already past still waits this long: the window may not have turned yet.
+MIN_RATELIMIT_WAIT = 1.0
+# Conditional-request cache entries per client (oldest dropped first): enough for every first page of a
+# few thousand repositories, bounded so that memory cannot grow with an upstream's URL space.
+ETAG_CACHE_MAX = 5000
+# Characters of an exception's text kept in an error message (after redaction).
+ERROR_TEXT_MAX = 200
+# Bytes asked of the socket per read of a body: the deadline and the size bound are checked between reads.
+READ_CHUNK_BYTES = 65536
+Clock = Callable[[], float]
 
 
 class ApiError(Exception):
@@ -55,7 +71,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     if dt is None:
         return None
-    now = time.time() if now is None else now
+    now = time.time() if now is None else now  # a caller with an injected clock passes now
     return max(0.0, min(dt.timestamp() - now, MAX_WAIT_SECONDS))
 
 
@@ -73,7 +89,10 @@ def _header_float(headers, *names) -> float | None:
 
 
 class RateLimitState:
-    def __init__(self):
+    """The last response's rate-limit headers; ``clock`` turns a relative reset into a Unix time."""
+
+    def __init__(self, clock: Clock = time.time):
+        self.clock = clock
         self.limit: float | None = None
         self.remaining: float | None = None
         self.reset: float | None = None  # unix seconds
@@ -87,11 +106,36 @@ class RateLimitState:
         reset = _header_float(headers, "x-ratelimit-reset")
         if reset is not None:
             # epoch seconds (GitHub, Vercel) or, if small, seconds from now; never past MAX_WAIT_SECONDS
-            now = time.time()
-            self.reset = min(reset if reset > 1e9 else now + max(reset, 0.0), now + MAX_WAIT_SECONDS)
+            now = self.clock()
+            self.reset = min(reset if reset > EPOCH_THRESHOLD else now + max(reset, 0.0), now + MAX_WAIT_SECONDS)
 
 
-def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
+def ratelimit_wait(headers, now: float) -> float:
+    """Seconds a rate-limited response (429, or 403 with rate-limit signs) tells the poll loop to wait:
+    Retry-After, else the time left to an epoch x-ratelimit-reset (at least MIN_RATELIMIT_WAIT), else
+    DEFAULT_RATELIMIT_WAIT; never more than MAX_WAIT_SECONDS."""
+    ra = parse_retry_after(headers.get("Retry-After"), now)
+    if ra is not None:
+        return ra
+    reset = _header_float(headers, "x-ratelimit-reset")
+    if reset is not None and reset > EPOCH_THRESHOLD:
+        return min(max(MIN_RATELIMIT_WAIT, reset - now), MAX_WAIT_SECONDS)
+    return DEFAULT_RATELIMIT_WAIT
+
+
+# Inline retries of a 5xx or a connection failure: 0.5 s, 1 s, 2 s ... (+ up to 0.5 s jitter), at most 8 s,
+# so that the retries of one request stay well inside a poll interval.
+RETRY_BACKOFF_FACTOR = 0.5
+RETRY_BACKOFF_MAX = 8.0
+RETRY_BACKOFF_JITTER = 0.5
+
+
+def make_retry(on_attempt: Callable[[int | None], None], total: int, clock: Clock = time.time) -> Retry:
+    """urllib3 Retry that counts every attempt (``on_attempt(status or None)``), never waits inline longer
+    than MAX_INLINE_WAIT and never retries a 429 (both handed to the poll loop instead). It overrides
+    Retry's ``get_retry_after``, ``increment`` (with its private ``_pool``/``_stacktrace`` arguments) and
+    ``RETRY_AFTER_STATUS_CODES``; tests/unit/test_httpclient_retry.py pins them to urllib3's names."""
+
     class CountingRetry(Retry):
         # Never sleep inline for long: a longer Retry-After is handed to the poll loop instead.
         MAX_INLINE_WAIT = 5.0
@@ -105,7 +149,7 @@ def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
 
         def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
             if response is not None:
-                ra = parse_retry_after(response.headers.get("Retry-After"))
+                ra = parse_retry_after(response.headers.get("Retry-After"), clock())
                 if ra is not None and ra > self.MAX_INLINE_WAIT:
                     # too long to wait inside a poll: hand the response back; the loop honours it
                     raise MaxRetryError(_pool, url, None)
@@ -125,9 +169,9 @@ def make_retry(on_attempt: Callable[[int | None], None], total: int) -> Retry:
         connect=total,
         read=total,
         status=total,
-        backoff_factor=0.5,
-        backoff_max=8.0,
-        backoff_jitter=0.5,
+        backoff_factor=RETRY_BACKOFF_FACTOR,
+        backoff_max=RETRY_BACKOFF_MAX,
+        backoff_jitter=RETRY_BACKOFF_JITTER,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "POST", "HEAD"}),  # POST: read-only GraphQL queries
         respect_retry_after_header=True,
@@ -146,10 +190,13 @@ class ApiClient:
 
     def __init__(self, platform: str, base_url: str, selfmetrics, timeout: float = 10.0,
                  retries: int = 2, auth: Callable[[], dict] | None = None,
-                 max_response_bytes: int = 32 * 1024 * 1024, deadline: float | None = None):
+                 max_response_bytes: int = config.DEFAULT_MAX_RESPONSE_BYTES, deadline: float | None = None,
+                 clock: Clock = time.time):
         self.platform = platform
+        self.clock = clock  # wall time for Retry-After dates and rate-limit resets
         self.base_url = base_url.rstrip("/")
-        self._base_host = urlsplit(self.base_url).netloc
+        base = urlsplit(self.base_url)
+        self._base_origin = (base.scheme, base.netloc)
         self.metrics = selfmetrics
         self.timeout = timeout
         self.auth = auth or (lambda: {})
@@ -159,7 +206,7 @@ class ApiClient:
         self.deadline = deadline if deadline is not None else max(30.0, 3 * timeout)
         self.session = requests.Session()
         self._endpoint = "unknown"
-        retry = make_retry(self._count_retry, retries)
+        retry = make_retry(self._count_retry, retries, clock)
         adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=4)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -173,8 +220,10 @@ class ApiClient:
 
     def url_for(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
-            if urlsplit(path_or_url).netloc != self._base_host:
-                # never send the token to another host (e.g. a crafted Link header)
+            u = urlsplit(path_or_url)
+            if (u.scheme, u.netloc) != self._base_origin:
+                # never send the token to another host (e.g. a crafted Link header), nor in clear text
+                # to the same host over http
                 raise ApiError("parse", f"refusing to follow a link to another host for {self.platform}")
             return path_or_url
         if not path_or_url:
@@ -190,7 +239,7 @@ class ApiClient:
             while True:
                 # read1: whatever arrived (at most one socket read), so the deadline is checked as a
                 # trickle goes on; read(n) would wait for n bytes.
-                chunk = resp.raw.read1(65536, decode_content=True)
+                chunk = resp.raw.read1(READ_CHUNK_BYTES, decode_content=True)
                 if not chunk:  # end of the body
                     break
                 size += len(chunk)
@@ -248,20 +297,14 @@ class ApiClient:
         if code == 304 and cache_key and cache_key in self.etags:
             return resp, self.etags[cache_key][1]
         if code == 429 or (code == 403 and _is_ratelimited(resp)):
-            ra = parse_retry_after(resp.headers.get("Retry-After"))
-            if ra is None:
-                reset = _header_float(resp.headers, "x-ratelimit-reset")
-                if reset is not None and reset > 1e9:
-                    ra = min(max(1.0, reset - time.time()), MAX_WAIT_SECONDS)
-                else:
-                    ra = 60.0
+            ra = ratelimit_wait(resp.headers, self.clock())
             raise ApiError("ratelimit", f"{self.platform} {endpoint}: rate limited (HTTP {code}), "
                            f"waiting {ra:.0f}s", code, ra)
         if code in (401, 403):
             raise ApiError("auth", f"{self.platform} {endpoint}: HTTP {code}, the token was rejected", code)
         if code >= 500:
             raise ApiError("http", f"{self.platform} {endpoint}: HTTP {code} after retries", code,
-                           parse_retry_after(resp.headers.get("Retry-After")))
+                           parse_retry_after(resp.headers.get("Retry-After"), self.clock()))
         if code >= 400:
             raise ApiError("http", f"{self.platform} {endpoint}: HTTP {code}", code)
         if code != 200:
@@ -270,7 +313,7 @@ class ApiClient:
             etag = resp.headers.get("ETag")
             if etag:
                 self.etags[cache_key] = (etag, body)
-                if len(self.etags) > 5000:
+                if len(self.etags) > ETAG_CACHE_MAX:
                     self.etags.pop(next(iter(self.etags)))
         return resp, body
 
@@ -299,7 +342,7 @@ def _is_ratelimited(resp) -> bool:
 
 def _short(e: Exception) -> str:
     s = str(e)
-    return log.redact(s[:200])
+    return log.redact(s[:ERROR_TEXT_MAX])
 
 
 def next_link(link_header: str | None) -> str | None:

@@ -7,6 +7,12 @@ from typing import Any
 
 from obs_bridges.httpclient import ApiError
 
+# Label value caps: a value from an API (a name, a state) is cut to this many characters, so that one
+# long value cannot bloat every series it labels, nor a hostile upstream the exporter's memory.
+NAME_LABEL_MAX = 64  # project, environment, service, workflow and job names
+STATE_LABEL_MAX = 32  # enum-like values: states, statuses, regions, versions, service names
+EVENT_LABEL_MAX = 40  # GitHub's trigger events and Railway's deployment step names
+
 
 class ParseError(ApiError):
     def __init__(self, message: str):

@@ -11,8 +11,9 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits
-from obs_bridges.parsing import ParseError, iso, lst, num, obj, s, to_iso
+from obs_bridges.httpclient import ERROR_TEXT_MAX, ApiClient, ApiError, Clock, decode_json, limits
+from obs_bridges.parsing import (EVENT_LABEL_MAX, NAME_LABEL_MAX, STATE_LABEL_MAX, ParseError, iso, lst, num, obj, s,
+                                 to_iso)
 
 REAL_URL = "https://backboard.railway.com/graphql/v2"
 STATUSES = ["BUILDING", "CRASHED", "DEPLOYING", "FAILED", "INITIALIZING", "NEEDS_APPROVAL", "QUEUED", "REMOVED",
@@ -36,6 +37,39 @@ MINUTES_PER_MONTH = 30 * 24 * 60
 PRICES = {"CPU_USAGE": 20.0 / MINUTES_PER_MONTH, "MEMORY_USAGE_GB": 10.0 / MINUTES_PER_MONTH,
           "NETWORK_TX_GB": 0.05, "DISK_USAGE_GB": 0.15 / MINUTES_PER_MONTH,
           "BACKUP_USAGE_GB": 0.15 / MINUTES_PER_MONTH}
+# Cost is rounded to micro-dollars: finer digits are float noise, and they would churn the gauge.
+COST_DECIMALS = 6
+# Discovery: projects per page (Railway's usual page size) and pages at most (2,500 projects).
+DISCOVERY_PAGE_SIZE = 50
+DISCOVERY_MAX_PAGES = 50
+# Further deployment pages read per project and poll while a page still reaches into the look-back window.
+MAX_DEPLOYMENT_PAGES = 20
+# deploymentEvents: new deployments whose steps are read per poll at most, in documents of this many
+# aliased fields, each asking for this many events (a deployment has a handful of steps).
+MAX_STEP_DEPLOYMENTS = 100
+STEP_BATCH = 20
+EVENTS_PER_DEPLOYMENT = 50
+# Resource metrics: the trailing window asked for and its sample rate (the last complete sample is kept).
+METRICS_WINDOW_SECONDS = 300
+METRICS_SAMPLE_SECONDS = 30
+# After discovery failed on the token (auth or config), the other upstreams wait this long before trying
+# again themselves: a rejected token is not retried by every upstream at once.
+DISCOVERY_ERROR_HOLD_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RailwaySettings:
+    """RAILWAY_* settings, validated (config.Common.platform_settings of the Railway bridge)."""
+
+    token_kind: str  # auto, account (also for a workspace token) or project
+    projects: frozenset[str]  # allow-list of project ids or names (empty: all)
+    environments: frozenset[str]  # allow-list of environment ids or names (empty: all)
+    interval: float
+    metrics_interval: float
+    discovery_interval: float
+    usage_interval: float
+    lookback: float
+    page_size: int
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -43,17 +77,17 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     kind = (env.get("RAILWAY_TOKEN_KIND") or "auto").strip().lower()
     if kind not in ("auto", "account", "workspace", "project"):
         raise config.ConfigError(f"RAILWAY_TOKEN_KIND must be auto, account, workspace or project, got {kind!r}")
-    c.extra = {
-        "token_kind": "account" if kind == "workspace" else kind,
-        "projects": set(config.env_list(env, "RAILWAY_PROJECTS")),
-        "environments": set(config.env_list(env, "RAILWAY_ENVIRONMENTS")),
-        "interval": config.env_float(env, "RAILWAY_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "metrics_interval": config.env_float(env, "RAILWAY_METRICS_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "discovery_interval": config.env_float(env, "RAILWAY_DISCOVERY_INTERVAL_SECONDS", 600.0, 1, 86400),
-        "usage_interval": config.env_float(env, "RAILWAY_USAGE_INTERVAL_SECONDS", 900.0, 1, 86400),
-        "lookback": config.env_float(env, "RAILWAY_LOOKBACK_SECONDS", 7200.0, 300, 30 * 86400),
-        "page_size": config.env_int(env, "RAILWAY_PAGE_SIZE", 50, 1, 100),
-    }
+    c.platform_settings = RailwaySettings(
+        token_kind="account" if kind == "workspace" else kind,
+        projects=frozenset(config.env_list(env, "RAILWAY_PROJECTS")),
+        environments=frozenset(config.env_list(env, "RAILWAY_ENVIRONMENTS")),
+        interval=config.env_float(env, "RAILWAY_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        metrics_interval=config.env_float(env, "RAILWAY_METRICS_INTERVAL_SECONDS", 60.0, 1, 86400),
+        discovery_interval=config.env_float(env, "RAILWAY_DISCOVERY_INTERVAL_SECONDS", 600.0, 1, 86400),
+        usage_interval=config.env_float(env, "RAILWAY_USAGE_INTERVAL_SECONDS", 900.0, 1, 86400),
+        lookback=config.env_float(env, "RAILWAY_LOOKBACK_SECONDS", 7200.0, 300, 30 * 86400),
+        page_size=config.env_int(env, "RAILWAY_PAGE_SIZE", 50, 1, 100),
+    )
     return c
 
 
@@ -67,7 +101,7 @@ def gql_data(payload: Any) -> dict:
         msgs = []
         for e in lst(errs, "errors"):
             if isinstance(e, dict) and isinstance(e.get("message"), str):
-                msgs.append(e["message"][:200])
+                msgs.append(e["message"][:ERROR_TEXT_MAX])
         text = "; ".join(msgs) or "unknown error"
         if any("not authorized" in m.lower() or "unauthorized" in m.lower() for m in msgs):
             raise ApiError("auth", f"railway: {text}")
@@ -95,7 +129,8 @@ class Deployment:
 
 def parse_deployments(conn: Any) -> tuple[list[Deployment], bool, str | None]:
     nodes, more, cursor = edges(conn, "deployments")
-    out = [Deployment(s(n.get("id"), "deployment.id"), (s(n.get("status"), "deployment.status") or "")[:32],
+    out = [Deployment(s(n.get("id"), "deployment.id"),
+                      (s(n.get("status"), "deployment.status") or "")[:STATE_LABEL_MAX],
                       iso(n.get("createdAt"), "deployment.createdAt", optional=False),
                       s(n.get("serviceId"), "deployment.serviceId", optional=True) or "",
                       s(n.get("environmentId"), "deployment.environmentId", optional=True) or "") for n in nodes]
@@ -145,8 +180,82 @@ def parse_usage(items: Any) -> dict[str, float]:
     return out
 
 
+def estimated_cost(usage: Mapping[str, float]) -> float:
+    """Dollars for a billing period's estimatedUsage (measurement -> value) at PRICES; a measurement
+    without a price costs nothing."""
+    return round(sum(PRICES.get(m, 0.0) * v for m, v in usage.items()), COST_DECIMALS)
+
+
+# ---------------------------------------------------------------- GraphQL documents (pure; see
+# tests/unit/test_railway_graphql.py, which validates each against the simulator's SDL)
+
 DEP_FIELDS = "edges { node { id status createdAt updatedAt statusUpdatedAt serviceId environmentId } } " \
              "pageInfo { hasNextPage endCursor }"
+PROJECT_FIELDS = "id name environments { edges { node { id name } } } services { edges { node { id name } } }"
+PROJECTS_QUERY = ("query($after: String) { projects(first: " f"{DISCOVERY_PAGE_SIZE}" ", after: $after) { "
+                  f"edges {{ node {{ {PROJECT_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}")
+PROJECT_TOKEN_QUERY = "{ projectToken { projectId environmentId } }"
+PROJECT_QUERY = f"query($id: String!) {{ project(id: $id) {{ {PROJECT_FIELDS} }} }}"
+
+
+def deployments_document(pids: list[str], page_size: int, environment_id: str | None) -> tuple[str, dict]:
+    """One document for the first page of every project: field ``d{i}`` is project ``pids[i]``
+    (limited to ``environment_id`` for a project token)."""
+    var_defs, fields, variables = [], [], {}
+    for i, pid in enumerate(pids):
+        var_defs.append(f"$p{i}: String!")
+        inp = f"{{projectId: $p{i}}}"
+        if environment_id is not None:
+            var_defs.append(f"$e{i}: String!")
+            inp = f"{{projectId: $p{i}, environmentId: $e{i}}}"
+            variables[f"e{i}"] = environment_id
+        fields.append(f"d{i}: deployments(input: {inp}, first: {page_size}) {{ {DEP_FIELDS} }}")
+        variables[f"p{i}"] = pid
+    return f"query({', '.join(var_defs)}) {{ {' '.join(fields)} }}", variables
+
+
+def deployments_page_document(pid: str, cursor: str, page_size: int) -> tuple[str, dict]:
+    """The page after ``cursor`` of one project's deployments, as field ``d``."""
+    q = ("query($p: String!, $a: String) { d: deployments(input: {projectId: $p}, first: "
+         f"{page_size}, after: $a) {{ {DEP_FIELDS} }} }}")
+    return q, {"p": pid, "a": cursor}
+
+
+def events_document(deployment_ids: list[str]) -> tuple[str, dict]:
+    """The deployment events of each id, as fields ``e{i}``."""
+    defs = ", ".join(f"$d{i}: String!" for i in range(len(deployment_ids)))
+    fields = " ".join(f"e{i}: deploymentEvents(id: $d{i}, first: {EVENTS_PER_DEPLOYMENT}) {{ edges {{ node {{ "
+                      "step createdAt completedAt payload { durationMs error } } } }" for i in range(len(deployment_ids)))
+    return f"query({defs}) {{ {fields} }}", {f"d{i}": did for i, did in enumerate(deployment_ids)}
+
+
+def metrics_document(pids: list[str], start: float, environment_id: str | None) -> tuple[str, dict]:
+    """Resource metrics since ``start`` (Unix seconds) of each project, as fields ``m{i}``, grouped by
+    service and environment (limited to ``environment_id`` for a project token)."""
+    meas = ", ".join(MEASUREMENTS)
+    defs = ["$start: DateTime!"] + [f"$p{i}: String!" for i in range(len(pids))]
+    env_arg = ""
+    variables: dict = {"start": to_iso(start)}
+    if environment_id is not None:
+        defs.append("$env: String!")
+        env_arg = ", environmentId: $env"
+        variables["env"] = environment_id
+    fields = []
+    for i, pid in enumerate(pids):
+        variables[f"p{i}"] = pid
+        fields.append(f"m{i}: metrics(projectId: $p{i}{env_arg}, startDate: $start, measurements: [{meas}], "
+                      f"sampleRateSeconds: {METRICS_SAMPLE_SECONDS}, groupBy: [SERVICE_ID, ENVIRONMENT_ID]) "
+                      "{ measurement tags { serviceId environmentId } values { ts value } }")
+    return f"query({', '.join(defs)}) {{ {' '.join(fields)} }}", variables
+
+
+def usage_document(pids: list[str]) -> tuple[str, dict]:
+    """The billing period's estimated usage of each project, as fields ``u{i}``."""
+    meas = ", ".join(USAGE)
+    defs = ", ".join(f"$p{i}: String!" for i in range(len(pids)))
+    fields = " ".join(f"u{i}: estimatedUsage(projectId: $p{i}, measurements: [{meas}]) "
+                      "{ measurement estimatedValue }" for i in range(len(pids)))
+    return f"query({defs}) {{ {fields} }}", {f"p{i}": p for i, p in enumerate(pids)}
 
 
 # ---------------------------------------------------------------- exporter
@@ -154,18 +263,21 @@ DEP_FIELDS = "edges { node { id status createdAt updatedAt statusUpdatedAt servi
 class RailwayExporter(core.Exporter):
     platform = "railway"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        self.x = settings.extra
+    def __init__(self, settings: config.Common, *, clock: Clock = time.time):
+        super().__init__(settings, clock=clock)
+        cfg = settings.platform_settings
+        if not isinstance(cfg, RailwaySettings):
+            raise TypeError("RailwayExporter needs settings from railway.load_settings")
+        self.cfg: RailwaySettings = cfg
         self._discovery_lock = threading.RLock()
         self._discovery_error: tuple[float, ApiError] | None = None
-        self.kind = self.x["token_kind"]  # resolved from "auto" on first discovery
+        self.kind = cfg.token_kind  # resolved from "auto" on first discovery
         self.project_scope: tuple[str, str] | None = None
         self.projects: dict[str, str] = {}
         self.envs: dict[str, str] = {}
         self.services: dict[str, str] = {}
         self.env_project: dict[str, str] = {}
-        self.seen = core.SeenSet(retention=2 * self.x["lookback"])
+        self.seen = core.SeenSet(retention=2 * cfg.lookback)
         self.latest: dict[tuple[str, str, str], tuple[float, str]] = {}
         self.resources: dict[tuple[str, str, str, str], float] = {}
         self.cost: dict[str, float] = {}
@@ -178,13 +290,13 @@ class RailwayExporter(core.Exporter):
             ["project", "environment", "service", "step"], STEP_BUCKETS)
         self.registry.register(self)
         self.clients = {n: ApiClient("railway", settings.api_url, self.selfm, settings.http_timeout,
-                                     auth=self._auth, **limits(settings))
+                                     auth=self._auth, **limits(settings), clock=clock)
                         for n in ("discovery", "deployments", "metrics", "usage")}
-        self.add_upstream(core.Upstream("discovery", self.x["discovery_interval"], self.poll_discovery,
+        self.add_upstream(core.Upstream("discovery", cfg.discovery_interval, self.poll_discovery,
                                         initial_delay=0.0))
-        self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))
-        self.add_upstream(core.Upstream("metrics", self.x["metrics_interval"], self.poll_metrics))
-        self.add_upstream(core.Upstream("usage", self.x["usage_interval"], self.poll_usage))
+        self.add_upstream(core.Upstream("deployments", cfg.interval, self.poll_deployments))
+        self.add_upstream(core.Upstream("metrics", cfg.metrics_interval, self.poll_metrics))
+        self.add_upstream(core.Upstream("usage", cfg.usage_interval, self.poll_usage))
 
     def _auth(self, kind: str | None = None) -> dict:
         tok = self.token()
@@ -207,7 +319,7 @@ class RailwayExporter(core.Exporter):
                 self._discovery_error = None
             except ApiError as e:
                 if e.kind in ("auth", "config"):
-                    self._discovery_error = (time.time(), e)
+                    self._discovery_error = (self.clock(), e)
                 raise
 
     def _poll_discovery(self, client: ApiClient) -> None:
@@ -229,11 +341,11 @@ class RailwayExporter(core.Exporter):
             self._discover_account(client, None)
 
     def _allowed(self, pid: str, name: str) -> bool:
-        allow = self.x["projects"]
+        allow = self.cfg.projects
         return not allow or pid in allow or name in allow
 
     def _env_allowed(self, eid: str, name: str) -> bool:
-        allow = self.x["environments"]
+        allow = self.cfg.environments
         return not allow or eid in allow or name in allow
 
     def _take_projects(self, nodes: list[dict]) -> None:
@@ -242,24 +354,20 @@ class RailwayExporter(core.Exporter):
             pid, pname = s(n.get("id"), "project.id"), s(n.get("name"), "project.name")
             if not self._allowed(pid, pname):
                 continue
-            projects[pid] = pname[:64]
+            projects[pid] = pname[:NAME_LABEL_MAX]
             for e in edges(n.get("environments"), "environments")[0]:
                 eid, ename = s(e.get("id"), "environment.id"), s(e.get("name"), "environment.name")
                 if self._env_allowed(eid, ename) and (self.project_scope is None or eid == self.project_scope[1]):
-                    envs[eid] = ename[:64]
+                    envs[eid] = ename[:NAME_LABEL_MAX]
                     env_project[eid] = pid
             for sv in edges(n.get("services"), "services")[0]:
-                svcs[s(sv.get("id"), "service.id")] = s(sv.get("name"), "service.name")[:64]
+                svcs[s(sv.get("id"), "service.id")] = s(sv.get("name"), "service.name")[:NAME_LABEL_MAX]
         self.projects, self.envs, self.services, self.env_project = projects, envs, svcs, env_project
-
-    _PROJECT_FIELDS = "id name environments { edges { node { id name } } } services { edges { node { id name } } }"
 
     def _discover_account(self, client, kind) -> None:
         nodes, after = [], None
-        for _ in range(50):
-            data = self.gql(client, "projects", "query($after: String) { projects(first: 50, after: $after) { "
-                            f"edges {{ node {{ {self._PROJECT_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}",
-                            {"after": after}, kind)
+        for _ in range(DISCOVERY_MAX_PAGES):
+            data = self.gql(client, "projects", PROJECTS_QUERY, {"after": after}, kind)
             page, more, after = edges(data.get("projects"), "projects")
             nodes.extend(page)
             if not more or not after:
@@ -270,12 +378,11 @@ class RailwayExporter(core.Exporter):
         self._take_projects(nodes)
 
     def _discover_project(self, client, kind) -> None:
-        data = self.gql(client, "project_token", "{ projectToken { projectId environmentId } }", None, kind)
+        data = self.gql(client, "project_token", PROJECT_TOKEN_QUERY, None, kind)
         pt = obj(data.get("projectToken"), "projectToken")
         pid, eid = s(pt.get("projectId"), "projectId"), s(pt.get("environmentId"), "environmentId")
         self.project_scope = (pid, eid)
-        data = self.gql(client, "project", f"query($id: String!) {{ project(id: $id) {{ {self._PROJECT_FIELDS} }} }}",
-                        {"id": pid}, kind)
+        data = self.gql(client, "project", PROJECT_QUERY, {"id": pid}, kind)
         if kind:
             self.kind = kind
         self._take_projects([obj(data.get("project"), "project")])
@@ -285,7 +392,7 @@ class RailwayExporter(core.Exporter):
             if self.projects:
                 return
             err = self._discovery_error
-            if err is not None and time.time() - err[0] < 60:
+            if err is not None and self.clock() - err[0] < DISCOVERY_ERROR_HOLD_SECONDS:
                 raise err[1]  # a rejected token is not retried by every upstream at once
             self.poll_discovery(client)
 
@@ -293,32 +400,24 @@ class RailwayExporter(core.Exporter):
     def poll_deployments(self) -> None:
         client = self.clients["deployments"]
         self._ensure_discovered(client)
-        now = time.time()
+        now = self.clock()
         pids = list(self.projects)
         if not pids:
             return
-        var_defs, fields, variables = [], [], {}
-        for i, pid in enumerate(pids):
-            var_defs.append(f"$p{i}: String!")
-            inp = f"{{projectId: $p{i}}}"
-            if self.project_scope:
-                var_defs.append(f"$e{i}: String!")
-                inp = f"{{projectId: $p{i}, environmentId: $e{i}}}"
-                variables[f"e{i}"] = self.project_scope[1]
-            fields.append(f"d{i}: deployments(input: {inp}, first: {self.x['page_size']}) {{ {DEP_FIELDS} }}")
-            variables[f"p{i}"] = pid
-        data = self.gql(client, "deployments", f"query({', '.join(var_defs)}) {{ {' '.join(fields)} }}", variables)
+        scope = self.project_scope
+        data = self.gql(client, "deployments",
+                        *deployments_document(pids, self.cfg.page_size, scope[1] if scope else None))
         all_deps: list[Deployment] = []
         for i, pid in enumerate(pids):
             deps, more, cursor = parse_deployments(data.get(f"d{i}"))
             all_deps.extend(deps)
             # follow the connection while the page still reaches into the look-back window
             pages = 0
-            while more and cursor and deps and deps[-1].created >= now - self.x["lookback"] and pages < 20:
+            while (more and cursor and deps and deps[-1].created >= now - self.cfg.lookback
+                   and pages < MAX_DEPLOYMENT_PAGES):
                 pages += 1
-                q = ("query($p: String!, $a: String) { d: deployments(input: {projectId: $p}, first: "
-                     f"{self.x['page_size']}, after: $a) {{ {DEP_FIELDS} }} }}")
-                more_data = self.gql(client, "deployments", q, {"p": pid, "a": cursor})
+                more_data = self.gql(client, "deployments",
+                                     *deployments_page_document(pid, cursor, self.cfg.page_size))
                 deps, more, cursor = parse_deployments(more_data.get("d"))
                 all_deps.extend(deps)
         self._process(all_deps, now)
@@ -339,7 +438,7 @@ class RailwayExporter(core.Exporter):
             by_id[d.id] = (d, lb)
         # Only items inside the look-back window take part: the tail of the last page reaches further
         # back by a varying amount, and an old item first seen there must not be counted as new.
-        start = now - self.x["lookback"]
+        start = now - self.cfg.lookback
         new = self.seen.process("all", ((i, d.status in FINAL, d.created) for i, (d, _) in by_id.items()
                                         if d.created >= start))
         for did in new:
@@ -353,17 +452,13 @@ class RailwayExporter(core.Exporter):
 
     def _observe_steps(self, items: list[tuple[str, tuple]]) -> None:
         client = self.clients["deployments"]
-        for start in range(0, min(len(items), 100), 20):
-            chunk = items[start:start + 20]
-            defs = ", ".join(f"$d{i}: String!" for i in range(len(chunk)))
-            fields = " ".join(f"e{i}: deploymentEvents(id: $d{i}, first: 50) {{ edges {{ node {{ step createdAt "
-                              "completedAt payload { durationMs error } } } }" for i in range(len(chunk)))
+        for start in range(0, min(len(items), MAX_STEP_DEPLOYMENTS), STEP_BATCH):
+            chunk = items[start:start + STEP_BATCH]
             try:
-                data = self.gql(client, "deployment_events", f"query({defs}) {{ {fields} }}",
-                                {f"d{i}": did for i, (did, _) in enumerate(chunk)})
+                data = self.gql(client, "deployment_events", *events_document([did for did, _ in chunk]))
                 for i, (_, lb) in enumerate(chunk):
                     for step, secs in parse_events(data.get(f"e{i}")):
-                        self.step_duration.labels(*lb, step[:40]).observe(secs)
+                        self.step_duration.labels(*lb, step[:EVENT_LABEL_MAX]).observe(secs)
             except ApiError as e:
                 if e.kind in ("auth", "ratelimit"):
                     raise
@@ -373,25 +468,13 @@ class RailwayExporter(core.Exporter):
     def poll_metrics(self) -> None:
         client = self.clients["metrics"]
         self._ensure_discovered(client)
-        now = time.time()
+        now = self.clock()
         pids = list(self.projects)
         if not pids:
             return
-        meas = ", ".join(MEASUREMENTS)
-        defs = ["$start: DateTime!"] + [f"$p{i}: String!" for i in range(len(pids))]
-        env_arg = ""
-        variables: dict = {"start": to_iso(now - 300)}
-        if self.project_scope:
-            defs.append("$env: String!")
-            env_arg = ", environmentId: $env"
-            variables["env"] = self.project_scope[1]
-        fields = []
-        for i, pid in enumerate(pids):
-            variables[f"p{i}"] = pid
-            fields.append(f"m{i}: metrics(projectId: $p{i}{env_arg}, startDate: $start, measurements: [{meas}], "
-                          "sampleRateSeconds: 30, groupBy: [SERVICE_ID, ENVIRONMENT_ID]) "
-                          "{ measurement tags { serviceId environmentId } values { ts value } }")
-        data = self.gql(client, "metrics", f"query({', '.join(defs)}) {{ {' '.join(fields)} }}", variables)
+        scope = self.project_scope
+        data = self.gql(client, "metrics", *metrics_document(pids, now - METRICS_WINDOW_SECONDS,
+                                                             scope[1] if scope else None))
         res = {}
         for i, pid in enumerate(pids):
             for (m, sid, eid), (_, value) in parse_metrics(data.get(f"m{i}")).items():
@@ -406,17 +489,12 @@ class RailwayExporter(core.Exporter):
         pids = list(self.projects)
         if not pids:
             return
-        meas = ", ".join(USAGE)
-        defs = ", ".join(f"$p{i}: String!" for i in range(len(pids)))
-        fields = " ".join(f"u{i}: estimatedUsage(projectId: $p{i}, measurements: [{meas}]) "
-                          "{ measurement estimatedValue }" for i in range(len(pids)))
-        data = self.gql(client, "estimated_usage", f"query({defs}) {{ {fields} }}",
-                        {f"p{i}": p for i, p in enumerate(pids)})
+        data = self.gql(client, "estimated_usage", *usage_document(pids))
         cost, usage = {}, {}
         for i, pid in enumerate(pids):
             u = parse_usage(data.get(f"u{i}"))
             name = self.projects[pid]
-            cost[name] = round(sum(PRICES.get(m, 0.0) * v for m, v in u.items()), 6)
+            cost[name] = estimated_cost(u)
             for m, v in u.items():
                 usage[(name, m)] = v
         self.cost, self.usage = cost, usage
@@ -448,8 +526,8 @@ class RailwayExporter(core.Exporter):
                                 value=len(self.projects))
 
 
-def build(env: Mapping[str, str]) -> RailwayExporter:
-    return RailwayExporter(load_settings(env))
+def build(env: Mapping[str, str], *, clock: Clock = time.time) -> RailwayExporter:
+    return RailwayExporter(load_settings(env), clock=clock)
 
 
 _ = (json, log, ParseError)

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from obs_bridges import config, core, log
-from obs_bridges.httpclient import ApiClient, ApiError, limits
-from obs_bridges.parsing import ParseError, lst, obj, s
+from obs_bridges.httpclient import ApiClient, ApiError, Clock, limits
+from obs_bridges.parsing import NAME_LABEL_MAX, STATE_LABEL_MAX, ParseError, lst, obj, s
 
 REAL_URL = "https://api.supabase.com"
 PROJECT_STATUSES = ["INACTIVE", "ACTIVE_HEALTHY", "ACTIVE_UNHEALTHY", "COMING_UP", "UNKNOWN", "GOING_DOWN",
@@ -23,6 +24,25 @@ HEALTH_POLLED = {"ACTIVE_HEALTHY", "ACTIVE_UNHEALTHY", "COMING_UP", "RESTARTING"
 PG_STATES = ["active", "idle", "idle in transaction", "idle in transaction (aborted)", "fastpath function call",
              "disabled"]
 METRICS_TEMPLATE = "https://{ref}.supabase.co/customer/v1/privileged/metrics"
+# The health upstream starts this long after the projects upstream, which its first poll needs.
+HEALTH_INITIAL_DELAY_SECONDS = 0.5
+# Requests per minute always left to the health polls, however much the projects polls take of the
+# budget: health is never stretched to infinity by a short projects interval.
+MIN_HEALTH_REQUESTS_PER_MINUTE = 0.5
+
+
+@dataclass(frozen=True)
+class SupabaseSettings:
+    """SUPABASE_* settings, validated (config.Common.platform_settings of the Supabase bridge)."""
+
+    projects: frozenset[str]  # allow-list of project refs or names (empty: all)
+    services: tuple[str, ...]  # services whose health is asked for
+    interval: float
+    health_interval: float
+    budget: float  # Management API requests per minute this exporter may make
+    db_url: config.SecretSource
+    db_interval: float
+    metrics_template: str  # the metrics endpoint of a project, "{ref}" replaced (supabase_tools)
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -31,21 +51,32 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     bad = [x for x in services if x not in SERVICES]
     if bad:
         raise config.ConfigError(f"SUPABASE_HEALTH_SERVICES: unknown service(s) {bad}; known: {SERVICES}")
-    demo_base = (env.get(config.DEMO_ENV) or "").strip().rstrip("/")
-    c.extra = {
-        "projects": set(config.env_list(env, "SUPABASE_PROJECTS")),
-        "services": services,
-        "interval": config.env_float(env, "SUPABASE_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "health_interval": config.env_float(env, "SUPABASE_HEALTH_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "budget": config.env_float(env, "SUPABASE_MAX_REQUESTS_PER_MINUTE", 30.0, 1, 60),
-        "db_url": config.SecretSource(env, "SUPABASE_DB_URL"),
-        "db_interval": config.env_float(env, "SUPABASE_DB_POLL_INTERVAL_SECONDS", 30.0, 1, 86400),
-        "metrics_template": (env.get("SUPABASE_METRICS_URL_TEMPLATE") or "").strip()
-        or (demo_base + "/supabase-metrics/{ref}/customer/v1/privileged/metrics" if c.demo else METRICS_TEMPLATE),
-    }
-    if "{ref}" not in c.extra["metrics_template"]:
+    demo = c.demo_defaults
+    template = (env.get("SUPABASE_METRICS_URL_TEMPLATE") or "").strip() or (
+        c.demo_url(demo.metrics_template) if demo else METRICS_TEMPLATE)
+    c.platform_settings = SupabaseSettings(
+        projects=frozenset(config.env_list(env, "SUPABASE_PROJECTS")),
+        services=tuple(services),
+        interval=config.env_float(env, "SUPABASE_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        health_interval=config.env_float(env, "SUPABASE_HEALTH_INTERVAL_SECONDS", 60.0, 1, 86400),
+        budget=config.env_float(env, "SUPABASE_MAX_REQUESTS_PER_MINUTE", 30.0, 1, 60),
+        db_url=config.SecretSource(env, "SUPABASE_DB_URL"),
+        db_interval=config.env_float(env, "SUPABASE_DB_POLL_INTERVAL_SECONDS", 30.0, 1, 86400),
+        metrics_template=template,
+    )
+    if "{ref}" not in template:
         raise config.ConfigError("SUPABASE_METRICS_URL_TEMPLATE must contain {ref}")
     return c
+
+
+def health_interval(projects_interval: float, health_polled: int, budget: float, floor: float) -> float:
+    """The health poll interval (seconds) that keeps the projects polls (one request per
+    ``projects_interval``) plus one health request per polled project within ``budget`` requests per
+    minute; never below ``floor`` (SUPABASE_HEALTH_INTERVAL_SECONDS), rounded up to whole seconds."""
+    per_min_projects = 60.0 / projects_interval
+    spare = max(MIN_HEALTH_REQUESTS_PER_MINUTE, budget - per_min_projects)
+    need = 60.0 * health_polled / spare if health_polled else 0.0
+    return max(floor, math.ceil(need))
 
 
 # ---------------------------------------------------------------- parsers
@@ -68,9 +99,10 @@ def parse_projects(data: Any) -> list[Project]:
         if db is not None:
             version = s(obj(db, "database").get("version"), "database.version", optional=True) or ""
         ref = s(p.get("ref", p.get("id")), "project.ref")
-        out.append(Project(ref, (s(p.get("name"), "project.name", optional=True) or ref)[:64],
-                           (s(p.get("region"), "project.region", optional=True) or "")[:32],
-                           (s(p.get("status"), "project.status", optional=True) or "UNKNOWN")[:32], version[:32]))
+        out.append(Project(ref, (s(p.get("name"), "project.name", optional=True) or ref)[:NAME_LABEL_MAX],
+                           (s(p.get("region"), "project.region", optional=True) or "")[:STATE_LABEL_MAX],
+                           (s(p.get("status"), "project.status", optional=True) or "UNKNOWN")[:STATE_LABEL_MAX],
+                           version[:STATE_LABEL_MAX]))
     return out
 
 
@@ -82,11 +114,16 @@ def parse_health(data: Any) -> dict[str, str]:
         status = s(h.get("status"), "health.status", optional=True)
         if status is None:
             status = "ACTIVE_HEALTHY" if h.get("healthy") is True else "UNHEALTHY"
-        out[name[:32]] = status[:32]
+        out[name[:STATE_LABEL_MAX]] = status[:STATE_LABEL_MAX]
     return out
 
 
 # ---------------------------------------------------------------- Postgres statistics (optional)
+
+# Characters of a Postgres connection error kept in the message (its first line, redacted): the message
+# adds its own hint, and the whole stays near ERROR_TEXT_MAX.
+PG_ERROR_TEXT_MAX = 150
+
 
 class PgStats:
     """Direct statistics from a Postgres connection: never query text, only aggregates."""
@@ -143,7 +180,8 @@ class PgStats:
                     stmts = None  # e.g. not in shared_preload_libraries
         except psycopg.OperationalError as e:
             self.close()
-            raise ApiError("network", f"postgres: cannot query ({log.redact(str(e).splitlines()[0] if str(e) else '')[:150]}); "
+            first = log.redact(str(e).splitlines()[0] if str(e) else "")[:PG_ERROR_TEXT_MAX]
+            raise ApiError("network", f"postgres: cannot query ({first}); "
                            "check SUPABASE_DB_URL") from None
         except psycopg.Error as e:
             self.close()
@@ -178,27 +216,30 @@ class PgStats:
 class SupabaseExporter(core.Exporter):
     platform = "supabase"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        self.x = settings.extra
+    def __init__(self, settings: config.Common, *, clock: Clock = time.time):
+        super().__init__(settings, clock=clock)
+        cfg = settings.platform_settings
+        if not isinstance(cfg, SupabaseSettings):
+            raise TypeError("SupabaseExporter needs settings from supabase.load_settings")
+        self.cfg: SupabaseSettings = cfg
         self.projects: list[Project] = []
         self.health_status: dict[tuple[str, str], str] = {}
         self.registry.register(self)
         auth = lambda: {"Authorization": f"Bearer {self.token()}"}  # noqa: E731
         self.c_projects = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout,
-                                  auth=auth, **limits(settings))
+                                  auth=auth, **limits(settings), clock=clock)
         self.c_health = ApiClient("supabase", settings.api_url, self.selfm, settings.http_timeout,
-                                  auth=auth, **limits(settings))
-        self.u_projects = self.add_upstream(core.Upstream("projects", self.x["interval"], self.poll_projects))
-        self.u_health = self.add_upstream(core.Upstream("health", self.x["health_interval"], self.poll_health,
-                                                        initial_delay=0.5))
+                                  auth=auth, **limits(settings), clock=clock)
+        self.u_projects = self.add_upstream(core.Upstream("projects", cfg.interval, self.poll_projects))
+        self.u_health = self.add_upstream(core.Upstream("health", cfg.health_interval, self.poll_health,
+                                                        initial_delay=HEALTH_INITIAL_DELAY_SECONDS))
         self.pg = None
-        if self.x["db_url"].configured:
-            self.pg = PgStats(self.x["db_url"], settings.http_timeout)
-            self.u_pg = self.add_upstream(core.Upstream("postgres", self.x["db_interval"], self.pg.poll))
+        if cfg.db_url.configured:
+            self.pg = PgStats(cfg.db_url, settings.http_timeout)
+            self.u_pg = self.add_upstream(core.Upstream("postgres", cfg.db_interval, self.pg.poll))
 
     def _allowed(self, p: Project) -> bool:
-        allow = self.x["projects"]
+        allow = self.cfg.projects
         return not allow or p.ref in allow or p.name in allow
 
     def poll_projects(self, client: ApiClient | None = None) -> None:
@@ -210,17 +251,14 @@ class SupabaseExporter(core.Exporter):
     def _fit_budget(self) -> None:
         """Stretch the health interval so that projects + health calls stay within the request budget."""
         n = sum(1 for p in self.projects if p.status in HEALTH_POLLED)
-        per_min_projects = 60.0 / self.u_projects.interval
-        spare = max(0.5, self.x["budget"] - per_min_projects)
-        need = 60.0 * n / spare if n else 0.0
-        self.u_health.interval = max(self.x["health_interval"], math.ceil(need))
+        self.u_health.interval = health_interval(self.u_projects.interval, n, self.cfg.budget, self.cfg.health_interval)
 
     def poll_health(self) -> None:
         self.token()
         if not self.projects:
             self.poll_projects(self.c_health)
         out = {}
-        svc = ",".join(self.x["services"])
+        svc = ",".join(self.cfg.services)
         for p in self.projects:
             if p.status not in HEALTH_POLLED:
                 continue  # paused or removed: reported by supabase_project_status, not an exporter error
@@ -265,8 +303,8 @@ class SupabaseExporter(core.Exporter):
             self.pg.close()
 
 
-def build(env: Mapping[str, str]) -> SupabaseExporter:
-    return SupabaseExporter(load_settings(env))
+def build(env: Mapping[str, str], *, clock: Clock = time.time) -> SupabaseExporter:
+    return SupabaseExporter(load_settings(env), clock=clock)
 
 
 _ = ParseError

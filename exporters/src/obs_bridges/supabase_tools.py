@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     except (config.ConfigError, ApiError) as e:
         lg.error(f"cannot generate the scrape config: {e}")
         return 2
-    text = render(projects, exp.x["metrics_template"], args.password_dir)
+    text = render(projects, exp.cfg.metrics_template, args.password_dir)
     if args.output == "-":
         sys.stdout.write(text)
     else:

@@ -9,8 +9,8 @@ from typing import Any, Mapping
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core
-from obs_bridges.httpclient import ApiClient, ApiError, decode_json, limits
-from obs_bridges.parsing import ParseError, lst, ms, num, obj, s
+from obs_bridges.httpclient import ApiClient, ApiError, Clock, decode_json, limits
+from obs_bridges.parsing import NAME_LABEL_MAX, STATE_LABEL_MAX, ParseError, lst, ms, num, obj, s
 
 REAL_URL = "https://api.vercel.com"
 STATES = ["BLOCKED", "BUILDING", "CANCELED", "DELETED", "ERROR", "INITIALIZING", "QUEUED", "READY"]
@@ -18,20 +18,39 @@ FINAL = {"READY", "ERROR", "CANCELED"}
 TARGETS = ("production", "staging", "preview")
 BUILD_BUCKETS = (10, 30, 60, 120, 180, 300, 600, 900, 1800, 2700)
 QUEUE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600)
+# Page size of the projects listing: Vercel's maximum (deployments use VERCEL_PAGE_LIMIT).
+PROJECTS_PAGE_SIZE = 100
+# `until` is exclusive and `next` is the last item's createdAt (ms): pages overlap by this much so that
+# deployments created in that same millisecond are not lost between them (uids dedupe).
+PAGE_OVERLAP_MS = 1
+
+
+@dataclass(frozen=True)
+class VercelSettings:
+    """VERCEL_* settings, validated (config.Common.platform_settings of the Vercel bridge)."""
+
+    team_id: str | None
+    projects: frozenset[str]  # allow-list of project names (empty: all)
+    interval: float
+    projects_interval: float
+    lookback: float
+    limit: int
+    max_pages: int
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
     c = config.common("vercel", env, "VERCEL_API_URL", "VERCEL_TOKEN", REAL_URL)
-    team = (env.get("VERCEL_TEAM_ID") or "").strip() or ("team_demo" if c.demo else None)
-    c.extra = {
-        "team_id": team,
-        "projects": set(config.env_list(env, "VERCEL_PROJECTS")),
-        "interval": config.env_float(env, "VERCEL_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
-        "projects_interval": config.env_float(env, "VERCEL_PROJECTS_INTERVAL_SECONDS", 600.0, 1, 86400),
-        "lookback": config.env_float(env, "VERCEL_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
-        "limit": config.env_int(env, "VERCEL_PAGE_LIMIT", 100, 1, 100),
-        "max_pages": config.env_int(env, "VERCEL_MAX_PAGES", 20, 1, 1000),
-    }
+    demo = c.demo_defaults
+    team = (env.get("VERCEL_TEAM_ID") or "").strip() or (demo.team_id if demo else None)
+    c.platform_settings = VercelSettings(
+        team_id=team,
+        projects=frozenset(config.env_list(env, "VERCEL_PROJECTS")),
+        interval=config.env_float(env, "VERCEL_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
+        projects_interval=config.env_float(env, "VERCEL_PROJECTS_INTERVAL_SECONDS", 600.0, 1, 86400),
+        lookback=config.env_float(env, "VERCEL_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
+        limit=config.env_int(env, "VERCEL_PAGE_LIMIT", 100, 1, 100),
+        max_pages=config.env_int(env, "VERCEL_MAX_PAGES", 20, 1, 1000),
+    )
     return c
 
 
@@ -71,7 +90,7 @@ def parse_deployments(data: Any) -> tuple[list[Deployment], float | None]:
             name=s(x.get("name"), "deployment.name", optional=True) or "",
             project_id=s(x.get("projectId"), "deployment.projectId", optional=True) or "",
             target=target if target in TARGETS else "other",
-            state=state.upper()[:32],
+            state=state.upper()[:STATE_LABEL_MAX],
             created=created,
             building=ms(x.get("buildingAt"), "deployment.buildingAt"),
             ready=ms(x.get("ready"), "deployment.ready"),
@@ -93,11 +112,14 @@ def parse_projects(data: Any) -> tuple[dict[str, str], float | None]:
 class VercelExporter(core.Exporter):
     platform = "vercel"
 
-    def __init__(self, settings):
-        super().__init__(settings)
-        self.x = settings.extra
+    def __init__(self, settings: config.Common, *, clock: Clock = time.time):
+        super().__init__(settings, clock=clock)
+        cfg = settings.platform_settings
+        if not isinstance(cfg, VercelSettings):
+            raise TypeError("VercelExporter needs settings from vercel.load_settings")
+        self.cfg: VercelSettings = cfg
         self.projects: dict[str, str] = {}  # id -> name
-        self.seen = core.SeenSet(retention=2 * self.x["lookback"])
+        self.seen = core.SeenSet(retention=2 * cfg.lookback)
         self.latest: dict[tuple[str, str], tuple[float, str]] = {}
         self.prod_ready: dict[str, float] = {}
         self.deployments_total = self.counter(
@@ -112,19 +134,19 @@ class VercelExporter(core.Exporter):
         self.registry.register(self)
         auth = lambda: {"Authorization": f"Bearer {self.token()}"}  # noqa: E731
         self.c_projects = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth,
-                                   **limits(settings))
+                                   **limits(settings), clock=clock)
         self.c_deploy = ApiClient("vercel", settings.api_url, self.selfm, settings.http_timeout, auth=auth,
-                                   **limits(settings))
-        self.add_upstream(core.Upstream("projects", self.x["projects_interval"], self.poll_projects))
-        self.add_upstream(core.Upstream("deployments", self.x["interval"], self.poll_deployments))
+                                   **limits(settings), clock=clock)
+        self.add_upstream(core.Upstream("projects", cfg.projects_interval, self.poll_projects))
+        self.add_upstream(core.Upstream("deployments", cfg.interval, self.poll_deployments))
 
     def _params(self, **kw) -> dict:
-        if self.x["team_id"]:
-            kw["teamId"] = self.x["team_id"]
+        if self.cfg.team_id:
+            kw["teamId"] = self.cfg.team_id
         return kw
 
     def _allowed(self, name: str) -> bool:
-        allow = self.x["projects"]
+        allow = self.cfg.projects
         return not allow or name in allow
 
     def poll_projects(self, client: ApiClient | None = None) -> None:
@@ -132,8 +154,8 @@ class VercelExporter(core.Exporter):
         client = client or self.c_projects
         found: dict[str, str] = {}
         cursor = None
-        for _ in range(self.x["max_pages"]):
-            params = self._params(limit=100)
+        for _ in range(self.cfg.max_pages):
+            params = self._params(limit=PROJECTS_PAGE_SIZE)
             if cursor is not None:
                 params["from"] = int(cursor)
             data, _ = client.get_json("/v10/projects", "projects", params=params)
@@ -147,17 +169,15 @@ class VercelExporter(core.Exporter):
         self.token()
         if not self.projects:
             self.poll_projects(self.c_deploy)
-        now = time.time()
-        since = int((now - self.x["lookback"]) * 1000)
+        now = self.clock()
+        since = int((now - self.cfg.lookback) * 1000)
         deps: list[Deployment] = []
         uids: set[str] = set()
         until = None
-        for _ in range(self.x["max_pages"]):
-            params = self._params(limit=self.x["limit"], since=since)
+        for _ in range(self.cfg.max_pages):
+            params = self._params(limit=self.cfg.limit, since=since)
             if until is not None:
-                # `until` is exclusive and `next` is the last item's created (ms): deployments created in
-                # that same millisecond would fall between the pages. Overlap by 1 ms; uids dedupe.
-                params["until"] = int(until) + 1
+                params["until"] = int(until) + PAGE_OVERLAP_MS
             data, _ = self.c_deploy.get_json("/v6/deployments", "deployments", params=params)
             page, until = parse_deployments(data)
             fresh = [d for d in page if d.uid not in uids]
@@ -173,9 +193,9 @@ class VercelExporter(core.Exporter):
         for d in deps:
             name = self.projects.get(d.project_id) or d.name or "unknown"
             if not self._allowed(name) or (self.projects and d.project_id and d.project_id not in self.projects
-                                           and self.x["projects"]):
+                                           and self.cfg.projects):
                 continue
-            name = name[:64]
+            name = name[:NAME_LABEL_MAX]
             by_uid[d.uid] = (d, name)
             if d.target == "production" and d.state == "READY" and d.ready:
                 if d.ready > self.prod_ready.get(name, 0):
@@ -209,8 +229,8 @@ class VercelExporter(core.Exporter):
                                 value=len(self.projects))
 
 
-def build(env: Mapping[str, str]) -> VercelExporter:
-    return VercelExporter(load_settings(env))
+def build(env: Mapping[str, str], *, clock: Clock = time.time) -> VercelExporter:
+    return VercelExporter(load_settings(env), clock=clock)
 
 
 _ = (ApiError, ParseError, decode_json)

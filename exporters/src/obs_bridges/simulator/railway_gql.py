@@ -143,7 +143,8 @@ class Root:
         if self.scope["kind"] == "project":
             envs = [e for e in envs if e["id"] == self.scope["environmentId"]]
         svcs = [{"id": s, "name": n, "projectId": p["id"]} for s, n in p["services"]]
-        return {"id": p["id"], "name": p["name"], "createdAt": iso(p["created"]), "workspaceId": self.w.rw_workspace,
+        return {"id": p["id"], "name": p["name"], "createdAt": iso(p["created"]),
+                "workspaceId": self.w.railway.workspace,
                 "environments": lambda info, first=None, after=None: connection(envs, first, after),
                 "services": lambda info, first=None, after=None: connection(svcs, first, after)}
 
@@ -160,11 +161,11 @@ class Root:
     def projects(self, info, first=None, after=None, workspaceId=None):
         if self.scope["kind"] != "account":
             raise GraphQLError("Not Authorized")
-        return connection([self._project(p) for p in self.w.rw_projects], first, after)
+        return connection([self._project(p) for p in self.w.railway.projects], first, after)
 
     def project(self, info, id):
         self._auth(id)
-        p = next((p for p in self.w.rw_projects if p["id"] == id), None)
+        p = next((p for p in self.w.railway.projects if p["id"] == id), None)
         if p is None:
             raise GraphQLError("Project not found")
         return self._project(p)
@@ -190,7 +191,7 @@ class Root:
             if eid and eid != self.scope["environmentId"]:
                 raise GraphQLError("Not Authorized")
             eid = self.scope["environmentId"]
-        deps = [d for d in self.w.rw_deployments if d.created <= self.now
+        deps = [d for d in self.w.railway.deployments if d.created <= self.now
                 and (pid is None or d.project_id == pid)
                 and (eid is None or d.environment_id == eid)
                 and (input.get("serviceId") is None or d.service_id == input.get("serviceId"))]
@@ -204,7 +205,7 @@ class Root:
         return connection(nodes, first, after)
 
     def deploymentEvents(self, info, id, first=None, after=None):
-        d = self.w.rw_by_id.get(id)
+        d = self.w.railway.by_id.get(id)
         if d is None:
             raise GraphQLError("Deployment not found")
         self._auth(d.project_id)
@@ -230,7 +231,7 @@ class Root:
         if end - start > 3600 * 24 and step < 300:
             raise GraphQLError("sampleRateSeconds too small for the date range")
         groups = []
-        for p in self.w.rw_projects:
+        for p in self.w.railway.projects:
             if projectId and p["id"] != projectId:
                 continue
             for sid, _ in p["services"]:
@@ -250,13 +251,13 @@ class Root:
             for pid, sid, eid in groups:
                 tags = {"projectId": pid, "serviceId": sid, "environmentId": eid}
                 out.append({"measurement": m, "tags": tags,
-                            "values": [{"ts": b, "value": self.w.rw_metric(m, sid, eid, b)} for b in buckets]})
+                            "values": [{"ts": b, "value": self.w.railway.metric(m, sid, eid, b)} for b in buckets]})
         return out
 
     def estimatedUsage(self, info, measurements, projectId=None, workspaceId=None):
         self._auth(projectId)
-        pids = [projectId] if projectId else [p["id"] for p in self.w.rw_projects]
-        return [{"measurement": m, "estimatedValue": self.w.rw_estimated(pid, m), "projectId": pid}
+        pids = [projectId] if projectId else [p["id"] for p in self.w.railway.projects]
+        return [{"measurement": m, "estimatedValue": self.w.railway.estimated(pid, m), "projectId": pid}
                 for pid in pids for m in measurements]
 
 

@@ -1,0 +1,69 @@
+"""The simulator's command-line flags (with their SIM_* environment defaults) and the World they build."""
+
+from __future__ import annotations
+
+from obs_bridges.simulator.world import DEFAULT_RATES, World
+
+
+def add_world_args(p, env) -> None:
+    g = lambda k, d: env.get(k, d)  # noqa: E731
+    p.add_argument("--seed", type=int, default=int(g("SIM_SEED", "42")))
+    p.add_argument("--github-repos", type=int, default=int(g("SIM_GITHUB_REPOS", "3")))
+    p.add_argument("--vercel-projects", type=int, default=int(g("SIM_VERCEL_PROJECTS", "3")))
+    p.add_argument("--railway-projects", type=int, default=int(g("SIM_RAILWAY_PROJECTS", "2")))
+    p.add_argument("--supabase-projects", type=int, default=int(g("SIM_SUPABASE_PROJECTS", "2")))
+    p.add_argument("--history-hours", type=float, default=float(g("SIM_HISTORY_HOURS", "6")))
+    p.add_argument("--github-rate", type=float, default=float(g("SIM_GITHUB_RUNS_PER_REPO_HOUR", "2")),
+                   help="new workflow runs per repository per hour")
+    p.add_argument("--vercel-rate", type=float, default=float(g("SIM_VERCEL_DEPLOYS_PER_PROJECT_HOUR", "2")))
+    p.add_argument("--railway-rate", type=float, default=float(g("SIM_RAILWAY_DEPLOYS_PER_SERVICE_HOUR", "1")))
+    p.add_argument("--time-scale", type=float, default=float(g("SIM_TIME_SCALE", "1")),
+                   help="multiply every simulated duration (0.1 = ten times faster)")
+    # Outcome rates (0..1). The defaults make a calm world: nothing critical or high fires by itself
+    # (world.DEFAULT_RATES says which alert each one feeds); raise them to see incidents without /_control.
+    rate = lambda flag, var, key, what: p.add_argument(  # noqa: E731
+        flag, type=float, default=float(g(var, str(DEFAULT_RATES[key]))), help=f"{what} (env {var})")
+    rate("--supabase-incidents", "SIM_SUPABASE_INCIDENT_RATE", "supabase_incident",
+         "share of 5-minute windows each Supabase service, the database included, is UNHEALTHY")
+    rate("--supabase-minor-incidents", "SIM_SUPABASE_MINOR_INCIDENT_RATE", "supabase_minor_incident",
+         "same, for the non-database services only")
+    rate("--github-failure-rate", "SIM_GITHUB_FAILURE_RATE", "github_failure", "share of CI runs that fail")
+    rate("--github-deploy-failure-rate", "SIM_GITHUB_DEPLOY_FAILURE_RATE", "github_deploy_failure",
+         "share of deploy/release workflow runs that fail")
+    rate("--github-smoke-failure-rate", "SIM_GITHUB_SMOKE_FAILURE_RATE", "github_smoke_failure",
+         "share of the post-deploy smoke-test runs that fail")
+    rate("--vercel-preview-error-rate", "SIM_VERCEL_PREVIEW_ERROR_RATE", "vercel_preview_error",
+         "share of preview deployments that end in ERROR")
+    rate("--vercel-production-error-rate", "SIM_VERCEL_PRODUCTION_ERROR_RATE", "vercel_production_error",
+         "share of production deployments that end in ERROR")
+    rate("--railway-failure-rate", "SIM_RAILWAY_FAILURE_RATE", "railway_failure",
+         "share of Railway deployments whose build fails")
+    rate("--railway-crash-rate", "SIM_RAILWAY_CRASH_RATE", "railway_crash",
+         "share of Railway deployments that crash after going live")
+    p.add_argument("--prometheus-dir", default=g("SIM_PROMETHEUS_DIR", ""),
+                   help="write the Prometheus file_sd targets of the Supabase metrics endpoint and its service-role "
+                        "key here at start (docker-compose.yml's demo scrape job; env SIM_PROMETHEUS_DIR)")
+
+
+def world_from_args(a, **world_kw) -> World:
+    """world_kw: more World arguments (clock=... for a simulated clock)."""
+    for k in ("github_repos", "vercel_projects", "railway_projects", "supabase_projects"):
+        if not 0 <= getattr(a, k) <= 1000:
+            raise ValueError(f"--{k.replace('_', '-')} must be between 0 and 1000")
+    rates = {"supabase_incident": a.supabase_incidents, "supabase_minor_incident": a.supabase_minor_incidents,
+             "github_failure": a.github_failure_rate, "github_deploy_failure": a.github_deploy_failure_rate,
+             "github_smoke_failure": a.github_smoke_failure_rate,
+             "vercel_preview_error": a.vercel_preview_error_rate,
+             "vercel_production_error": a.vercel_production_error_rate,
+             "railway_failure": a.railway_failure_rate, "railway_crash": a.railway_crash_rate}
+    bad = [k for k, v in rates.items() if not 0 <= v <= 1]
+    if bad:
+        raise ValueError(f"outcome rates must be between 0 and 1: {bad}")
+    if a.railway_failure_rate + a.railway_crash_rate > 1:
+        raise ValueError("--railway-failure-rate + --railway-crash-rate must not exceed 1")
+    w = World(seed=a.seed, github_repos=a.github_repos, vercel_projects=a.vercel_projects,
+              railway_projects=a.railway_projects, supabase_projects=a.supabase_projects,
+              history_hours=a.history_hours, gh_rate=a.github_rate, vc_rate=a.vercel_rate, rw_rate=a.railway_rate,
+              time_scale=a.time_scale, outcome_rates=rates, **world_kw)
+    w.prometheus_dir = a.prometheus_dir.strip() or None
+    return w
