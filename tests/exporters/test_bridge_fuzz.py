@@ -7,7 +7,7 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from obs_bridges import github, railway, supabase, vercel
+from obs_bridges import github, railway_api, supabase, vercel
 from obs_bridges.httpclient import ApiError, next_link, parse_retry_after
 
 json_values = st.recursive(
@@ -36,16 +36,16 @@ SAMPLES = {
         "creator": {"uid": "u1"}, "meta": {"githubCommitSha": "abc123", "githubCommitRef": "main"}}],
         "pagination": {"count": 1, "next": None, "prev": 1787220000000}},
     vercel.parse_projects: {"projects": [{"id": "prj_1", "name": "web"}], "pagination": {"count": 1, "next": None}},
-    railway.gql_data: {"data": {"deployments": {"edges": [{"node": {"id": "d1", "status": "SUCCESS",
+    railway_api.gql_data: {"data": {"deployments": {"edges": [{"node": {"id": "d1", "status": "SUCCESS",
                        "createdAt": "2026-08-20T10:00:00Z"}}], "pageInfo": {"hasNextPage": False, "endCursor": None}}}},
-    railway.parse_deployments: {"edges": [{"node": {"id": "d1", "status": "SUCCESS", "createdAt": "2026-08-20T10:00:00Z",
+    railway_api.parse_deployments: {"edges": [{"node": {"id": "d1", "status": "SUCCESS", "createdAt": "2026-08-20T10:00:00Z",
                                 "statusUpdatedAt": "2026-08-20T10:03:10Z", "serviceId": "s1", "environmentId": "e1",
                                 "meta": {}}}], "pageInfo": {"hasNextPage": False, "endCursor": None}},
-    railway.parse_events: {"edges": [{"node": {"step": "BUILD_IMAGE", "createdAt": "2026-08-20T10:00:00Z",
+    railway_api.parse_events: {"edges": [{"node": {"step": "BUILD_IMAGE", "createdAt": "2026-08-20T10:00:00Z",
                            "completedAt": "2026-08-20T10:01:00Z", "payload": {"durationMs": 60000}}}]},
-    railway.parse_metrics: [{"measurement": "CPU_USAGE", "tags": {"serviceId": "s1"},
+    railway_api.parse_metrics: [{"measurement": "CPU_USAGE", "tags": {"serviceId": "s1"},
                              "values": [{"ts": 1787220000, "value": 0.12}]}],
-    railway.parse_usage: [{"measurement": "CPU_USAGE", "estimatedValue": 12.5}],
+    railway_api.parse_usage: [{"measurement": "CPU_USAGE", "estimatedValue": 12.5}],
     supabase.parse_projects: [{"id": "abcdefghijklmnopqrst", "ref": "abcdefghijklmnopqrst", "organization_id": "o1",
                                "name": "prod", "region": "us-east-1", "created_at": "2025-01-01T00:00:00Z",
                                "status": "ACTIVE_HEALTHY", "database": {"host": "db.x.supabase.co",

@@ -7,7 +7,7 @@ import graphql
 import pytest
 from graphql.execution.values import get_variable_values
 
-from obs_bridges import railway
+from obs_bridges import railway, railway_api
 from obs_bridges.parsing import to_iso
 from obs_bridges.simulator.railway_gql import SCHEMA
 from tests.support.clock import FakeClock
@@ -111,17 +111,20 @@ def test_every_document_is_valid_against_the_simulator_schema(kind):
 @pytest.mark.parametrize("env", [None, "e1"])
 def test_batched_builders_for_several_projects(n, env):
     pids = [f"p{i}" for i in range(n)]
-    for doc, variables in (railway.deployments_document(pids, 50, env),
-                           railway.metrics_document(pids, 1_767_225_600.0, env),
-                           railway.usage_document(pids)):
+    for doc, variables in (railway_api.deployments_document(pids, 50, env),
+                           railway_api.metrics_document(pids, 1_767_225_600.0, env),
+                           railway_api.usage_document(pids)):
         check(doc, variables)
-    doc, variables = railway.deployments_document(pids, 50, env)
+    doc, variables = railway_api.deployments_document(pids, 50, env)
     assert [f"d{i}: deployments(" in doc for i in range(n)] == [True] * n
-    check(*railway.deployments_page_document("p0", "cursor", 50))
-    check(*railway.events_document([f"dep{i}" for i in range(railway.STEP_BATCH)]))
-    check(railway.PROJECTS_QUERY, {"after": None})
-    check(railway.PROJECT_TOKEN_QUERY, None)
-    check(railway.PROJECT_QUERY, {"id": "p0"})
+    page_doc, page_vars = railway_api.deployments_page_document("p0", "cursor", 50, env)
+    check(page_doc, page_vars)
+    # a project token's later pages stay in its environment, like the first page
+    assert ("environmentId: $e" in page_doc and page_vars["e"] == env) if env else "input: {projectId: $p}," in page_doc
+    check(*railway_api.events_document([f"dep{i}" for i in range(railway.STEP_BATCH)]))
+    check(railway_api.PROJECTS_QUERY, {"after": None})
+    check(railway_api.PROJECT_TOKEN_QUERY, None)
+    check(railway_api.PROJECT_QUERY, {"id": "p0"})
 
 
 def test_check_rejects_a_wrong_document():
@@ -129,6 +132,6 @@ def test_check_rejects_a_wrong_document():
     with pytest.raises(AssertionError):
         check("query($p: String!) { deployments(input: {projectId: $p}) { nope } }", {"p": "x"})
     with pytest.raises(AssertionError):
-        check(railway.metrics_document(["p0"], 0.0, None)[0], {"start": to_iso(0.0), "p0": 5})
+        check(railway_api.metrics_document(["p0"], 0.0, None)[0], {"start": to_iso(0.0), "p0": 5})
     with pytest.raises(AssertionError):
-        check(railway.PROJECT_QUERY, {})
+        check(railway_api.PROJECT_QUERY, {})

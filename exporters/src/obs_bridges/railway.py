@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
-from obs_bridges import config, core, log
-from obs_bridges.httpclient import ERROR_TEXT_MAX, ApiClient, ApiError, Clock, decode_json, limits
-from obs_bridges.parsing import (EVENT_LABEL_MAX, NAME_LABEL_MAX, STATE_LABEL_MAX, ParseError, iso, lst, num, obj, s,
-                                 to_iso)
+from obs_bridges import config, core
+from obs_bridges.httpclient import ApiClient, ApiError, Clock, decode_json, limits
+from obs_bridges.railway_api import (MEASUREMENTS, PROJECT_QUERY, PROJECT_TOKEN_QUERY,
+    PROJECTS_QUERY, Deployment, deployments_document, deployments_page_document, edges, events_document,
+    gql_data, metrics_document, parse_deployments, parse_events, parse_metrics, parse_usage, usage_document)
+from obs_bridges.parsing import EVENT_LABEL_MAX, NAME_LABEL_MAX, obj, s
 
 REAL_URL = "https://backboard.railway.com/graphql/v2"
 STATUSES = ["BUILDING", "CRASHED", "DEPLOYING", "FAILED", "INITIALIZING", "NEEDS_APPROVAL", "QUEUED", "REMOVED",
@@ -21,17 +22,6 @@ STATUSES = ["BUILDING", "CRASHED", "DEPLOYING", "FAILED", "INITIALIZING", "NEEDS
 # first final state seen is counted, once per deployment id
 FINAL = {"SUCCESS", "FAILED", "CRASHED", "SKIPPED", "REMOVED", "SLEEPING"}
 STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200)
-MEASUREMENTS = {
-    "CPU_USAGE": ("railway_service_cpu_usage_cores", "CPU in use (vCPU cores)."),
-    "CPU_LIMIT": ("railway_service_cpu_limit_cores", "CPU limit (vCPU cores)."),
-    "MEMORY_USAGE_GB": ("railway_service_memory_usage_gigabytes", "Memory in use (GB)."),
-    "MEMORY_LIMIT_GB": ("railway_service_memory_limit_gigabytes", "Memory limit (GB)."),
-    "NETWORK_RX_GB": ("railway_service_network_rx_gigabytes", "Network received in the last sample (GB)."),
-    "NETWORK_TX_GB": ("railway_service_network_tx_gigabytes", "Network sent in the last sample (GB)."),
-    "DISK_USAGE_GB": ("railway_service_disk_usage_gigabytes", "Volume disk in use (GB)."),
-    "EPHEMERAL_DISK_USAGE_GB": ("railway_service_ephemeral_disk_usage_gigabytes", "Ephemeral disk in use (GB)."),
-}
-USAGE = ["CPU_USAGE", "MEMORY_USAGE_GB", "NETWORK_TX_GB", "DISK_USAGE_GB", "BACKUP_USAGE_GB"]
 MINUTES_PER_MONTH = 30 * 24 * 60
 # Railway's published prices as the CLI uses them: per vCPU-month, GB-month, egress GB.
 PRICES = {"CPU_USAGE": 20.0 / MINUTES_PER_MONTH, "MEMORY_USAGE_GB": 10.0 / MINUTES_PER_MONTH,
@@ -39,8 +29,7 @@ PRICES = {"CPU_USAGE": 20.0 / MINUTES_PER_MONTH, "MEMORY_USAGE_GB": 10.0 / MINUT
           "BACKUP_USAGE_GB": 0.15 / MINUTES_PER_MONTH}
 # Cost is rounded to micro-dollars: finer digits are float noise, and they would churn the gauge.
 COST_DECIMALS = 6
-# Discovery: projects per page (Railway's usual page size) and pages at most (2,500 projects).
-DISCOVERY_PAGE_SIZE = 50
+# Discovery: pages at most (2,500 projects at railway_api.DISCOVERY_PAGE_SIZE).
 DISCOVERY_MAX_PAGES = 50
 # Further deployment pages read per project and poll while a page still reaches into the look-back window.
 MAX_DEPLOYMENT_PAGES = 20
@@ -48,10 +37,8 @@ MAX_DEPLOYMENT_PAGES = 20
 # aliased fields, each asking for this many events (a deployment has a handful of steps).
 MAX_STEP_DEPLOYMENTS = 100
 STEP_BATCH = 20
-EVENTS_PER_DEPLOYMENT = 50
 # Resource metrics: the trailing window asked for and its sample rate (the last complete sample is kept).
 METRICS_WINDOW_SECONDS = 300
-METRICS_SAMPLE_SECONDS = 30
 # After discovery failed on the token (auth or config), the other upstreams wait this long before trying
 # again themselves: a rejected token is not retried by every upstream at once.
 DISCOVERY_ERROR_HOLD_SECONDS = 60.0
@@ -91,171 +78,11 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     return c
 
 
-# ---------------------------------------------------------------- parsers
-
-def gql_data(payload: Any) -> dict:
-    """The ``data`` object of a GraphQL response; errors become ApiError (auth) or ParseError."""
-    d = obj(payload, "graphql response")
-    errs = d.get("errors")
-    if errs:
-        msgs = []
-        for e in lst(errs, "errors"):
-            if isinstance(e, dict) and isinstance(e.get("message"), str):
-                msgs.append(e["message"][:ERROR_TEXT_MAX])
-        text = "; ".join(msgs) or "unknown error"
-        if any("not authorized" in m.lower() or "unauthorized" in m.lower() for m in msgs):
-            raise ApiError("auth", f"railway: {text}")
-        if d.get("data") is None:
-            raise ApiError("http", f"railway GraphQL error: {text}")
-    return obj(d.get("data"), "data")
-
-
-def edges(conn: Any, what: str) -> tuple[list[dict], bool, str | None]:
-    c = obj(conn, what)
-    nodes = [obj(obj(e, f"{what}.edge").get("node"), f"{what}.node") for e in lst(c.get("edges"), f"{what}.edges")]
-    pi = c.get("pageInfo") or {}
-    pi = obj(pi, f"{what}.pageInfo")
-    return nodes, pi.get("hasNextPage") is True, s(pi.get("endCursor"), "endCursor", optional=True)
-
-
-@dataclass
-class Deployment:
-    id: str
-    status: str
-    created: float
-    service_id: str
-    environment_id: str
-
-
-def parse_deployments(conn: Any) -> tuple[list[Deployment], bool, str | None]:
-    nodes, more, cursor = edges(conn, "deployments")
-    out = [Deployment(s(n.get("id"), "deployment.id"),
-                      (s(n.get("status"), "deployment.status") or "")[:STATE_LABEL_MAX],
-                      iso(n.get("createdAt"), "deployment.createdAt", optional=False),
-                      s(n.get("serviceId"), "deployment.serviceId", optional=True) or "",
-                      s(n.get("environmentId"), "deployment.environmentId", optional=True) or "") for n in nodes]
-    return out, more, cursor
-
-
-def parse_events(conn: Any) -> list[tuple[str, float]]:
-    nodes, _, _ = edges(conn, "deploymentEvents")
-    out = []
-    for n in nodes:
-        step = s(n.get("step"), "event.step")
-        created = iso(n.get("createdAt"), "event.createdAt")
-        completed = iso(n.get("completedAt"), "event.completedAt")
-        payload = n.get("payload")
-        dur_ms = num(obj(payload, "payload").get("durationMs"), "durationMs", optional=True) if payload else None
-        if dur_ms is not None and dur_ms >= 0:
-            out.append((step, dur_ms / 1000.0))
-        elif created is not None and completed is not None and completed >= created:
-            out.append((step, completed - created))
-    return out
-
-
-def parse_metrics(items: Any) -> dict[tuple[str, str, str], tuple[float, float]]:
-    """-> {(measurement, serviceId, environmentId): (ts, value)} of the last complete sample."""
-    out = {}
-    for i, m in enumerate(lst(items, "metrics")):
-        m = obj(m, f"metrics[{i}]")
-        meas = s(m.get("measurement"), "measurement")
-        tags = obj(m.get("tags") or {}, "tags")
-        vals = []
-        for v in lst(m.get("values"), "values"):
-            v = obj(v, "value")
-            vals.append((num(v.get("ts"), "ts"), num(v.get("value"), "value")))
-        if not vals:
-            continue
-        vals.sort()
-        out[(meas, s(tags.get("serviceId"), "serviceId", True) or "", s(tags.get("environmentId"),
-                                                                         "environmentId", True) or "")] = vals[-1]
-    return out
-
-
-def parse_usage(items: Any) -> dict[str, float]:
-    out = {}
-    for u in lst(items, "estimatedUsage"):
-        u = obj(u, "estimatedUsage")
-        out[s(u.get("measurement"), "measurement")] = num(u.get("estimatedValue"), "estimatedValue")
-    return out
-
-
 def estimated_cost(usage: Mapping[str, float]) -> float:
     """Dollars for a billing period's estimatedUsage (measurement -> value) at PRICES; a measurement
     without a price costs nothing."""
     return round(sum(PRICES.get(m, 0.0) * v for m, v in usage.items()), COST_DECIMALS)
 
-
-# ---------------------------------------------------------------- GraphQL documents (pure; see
-# tests/unit/test_railway_graphql.py, which validates each against the simulator's SDL)
-
-DEP_FIELDS = "edges { node { id status createdAt updatedAt statusUpdatedAt serviceId environmentId } } " \
-             "pageInfo { hasNextPage endCursor }"
-PROJECT_FIELDS = "id name environments { edges { node { id name } } } services { edges { node { id name } } }"
-PROJECTS_QUERY = ("query($after: String) { projects(first: " f"{DISCOVERY_PAGE_SIZE}" ", after: $after) { "
-                  f"edges {{ node {{ {PROJECT_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}")
-PROJECT_TOKEN_QUERY = "{ projectToken { projectId environmentId } }"
-PROJECT_QUERY = f"query($id: String!) {{ project(id: $id) {{ {PROJECT_FIELDS} }} }}"
-
-
-def deployments_document(pids: list[str], page_size: int, environment_id: str | None) -> tuple[str, dict]:
-    """One document for the first page of every project: field ``d{i}`` is project ``pids[i]``
-    (limited to ``environment_id`` for a project token)."""
-    var_defs, fields, variables = [], [], {}
-    for i, pid in enumerate(pids):
-        var_defs.append(f"$p{i}: String!")
-        inp = f"{{projectId: $p{i}}}"
-        if environment_id is not None:
-            var_defs.append(f"$e{i}: String!")
-            inp = f"{{projectId: $p{i}, environmentId: $e{i}}}"
-            variables[f"e{i}"] = environment_id
-        fields.append(f"d{i}: deployments(input: {inp}, first: {page_size}) {{ {DEP_FIELDS} }}")
-        variables[f"p{i}"] = pid
-    return f"query({', '.join(var_defs)}) {{ {' '.join(fields)} }}", variables
-
-
-def deployments_page_document(pid: str, cursor: str, page_size: int) -> tuple[str, dict]:
-    """The page after ``cursor`` of one project's deployments, as field ``d``."""
-    q = ("query($p: String!, $a: String) { d: deployments(input: {projectId: $p}, first: "
-         f"{page_size}, after: $a) {{ {DEP_FIELDS} }} }}")
-    return q, {"p": pid, "a": cursor}
-
-
-def events_document(deployment_ids: list[str]) -> tuple[str, dict]:
-    """The deployment events of each id, as fields ``e{i}``."""
-    defs = ", ".join(f"$d{i}: String!" for i in range(len(deployment_ids)))
-    fields = " ".join(f"e{i}: deploymentEvents(id: $d{i}, first: {EVENTS_PER_DEPLOYMENT}) {{ edges {{ node {{ "
-                      "step createdAt completedAt payload { durationMs error } } } }" for i in range(len(deployment_ids)))
-    return f"query({defs}) {{ {fields} }}", {f"d{i}": did for i, did in enumerate(deployment_ids)}
-
-
-def metrics_document(pids: list[str], start: float, environment_id: str | None) -> tuple[str, dict]:
-    """Resource metrics since ``start`` (Unix seconds) of each project, as fields ``m{i}``, grouped by
-    service and environment (limited to ``environment_id`` for a project token)."""
-    meas = ", ".join(MEASUREMENTS)
-    defs = ["$start: DateTime!"] + [f"$p{i}: String!" for i in range(len(pids))]
-    env_arg = ""
-    variables: dict = {"start": to_iso(start)}
-    if environment_id is not None:
-        defs.append("$env: String!")
-        env_arg = ", environmentId: $env"
-        variables["env"] = environment_id
-    fields = []
-    for i, pid in enumerate(pids):
-        variables[f"p{i}"] = pid
-        fields.append(f"m{i}: metrics(projectId: $p{i}{env_arg}, startDate: $start, measurements: [{meas}], "
-                      f"sampleRateSeconds: {METRICS_SAMPLE_SECONDS}, groupBy: [SERVICE_ID, ENVIRONMENT_ID]) "
-                      "{ measurement tags { serviceId environmentId } values { ts value } }")
-    return f"query({', '.join(defs)}) {{ {' '.join(fields)} }}", variables
-
-
-def usage_document(pids: list[str]) -> tuple[str, dict]:
-    """The billing period's estimated usage of each project, as fields ``u{i}``."""
-    meas = ", ".join(USAGE)
-    defs = ", ".join(f"$p{i}: String!" for i in range(len(pids)))
-    fields = " ".join(f"u{i}: estimatedUsage(projectId: $p{i}, measurements: [{meas}]) "
-                      "{ measurement estimatedValue }" for i in range(len(pids)))
-    return f"query({defs}) {{ {fields} }}", {f"p{i}": p for i, p in enumerate(pids)}
 
 
 # ---------------------------------------------------------------- exporter
@@ -417,7 +244,8 @@ class RailwayExporter(core.Exporter):
                    and pages < MAX_DEPLOYMENT_PAGES):
                 pages += 1
                 more_data = self.gql(client, "deployments",
-                                     *deployments_page_document(pid, cursor, self.cfg.page_size))
+                                     *deployments_page_document(pid, cursor, self.cfg.page_size,
+                                                                scope[1] if scope else None))
                 deps, more, cursor = parse_deployments(more_data.get("d"))
                 all_deps.extend(deps)
         self._process(all_deps, now)
@@ -530,4 +358,3 @@ def build(env: Mapping[str, str], *, clock: Clock = time.time) -> RailwayExporte
     return RailwayExporter(load_settings(env), clock=clock)
 
 
-_ = (json, log, ParseError)
