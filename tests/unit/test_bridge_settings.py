@@ -35,9 +35,10 @@ def test_settings_are_a_frozen_dataclass_on_the_exporter(mod):
     assert isinstance(exp.cfg, cls) and not hasattr(exp, "x")
 
 
-def test_an_exporter_refuses_another_platforms_settings():
-    with pytest.raises(TypeError):
-        github.GitHubExporter(vercel.load_settings(LIVE[vercel][0]))
+@pytest.mark.parametrize("exporter, other", [(github.GitHubExporter, vercel), (vercel.VercelExporter, github)])
+def test_an_exporter_refuses_another_platforms_settings(exporter, other):
+    with pytest.raises(TypeError, match=f"{exporter.__name__} needs settings from {exporter.platform}.load_settings"):
+        exporter(other.load_settings(LIVE[other][0]))
 
 
 def test_the_unused_settings_class_is_gone():

@@ -247,8 +247,13 @@ class Exporter:
 
     platform = "base"
     max_backoff = 1800.0  # the longest backoff between polls of a failing upstream (30 min)
+    settings_type: type | None = None  # the bridge's frozen settings class (settings.platform_settings)
 
     def __init__(self, settings, *, clock: Clock = time.time):
+        if self.settings_type is not None:
+            if not isinstance(settings.platform_settings, self.settings_type):
+                raise TypeError(f"{type(self).__name__} needs settings from {self.platform}.load_settings")
+            self.cfg = settings.platform_settings
         self.settings = settings
         self.clock = clock
         self.log = log.get(f"obs_bridges.{self.platform}")

@@ -189,13 +189,12 @@ def job_label(name: str) -> str:
 
 class GitHubExporter(core.Exporter):
     platform = "github"
+    settings_type = GithubSettings
+    cfg: GithubSettings
 
     def __init__(self, settings: config.Common, *, clock: Clock = time.time):
         super().__init__(settings, clock=clock)
-        cfg = settings.platform_settings
-        if not isinstance(cfg, GithubSettings):
-            raise TypeError("GitHubExporter needs settings from github.load_settings")
-        self.cfg: GithubSettings = cfg
+        cfg = self.cfg
         self.repos: list[str] = list(dict.fromkeys(cfg.repos))
         self.workflow_names: dict[str, dict[int, str]] = {}
         self.seen = core.SeenSet(retention=2 * cfg.lookback + SEEN_SLACK_SECONDS)

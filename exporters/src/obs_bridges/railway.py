@@ -89,13 +89,12 @@ def estimated_cost(usage: Mapping[str, float]) -> float:
 
 class RailwayExporter(core.Exporter):
     platform = "railway"
+    settings_type = RailwaySettings
+    cfg: RailwaySettings
 
     def __init__(self, settings: config.Common, *, clock: Clock = time.time):
         super().__init__(settings, clock=clock)
-        cfg = settings.platform_settings
-        if not isinstance(cfg, RailwaySettings):
-            raise TypeError("RailwayExporter needs settings from railway.load_settings")
-        self.cfg: RailwaySettings = cfg
+        cfg = self.cfg
         self._discovery_lock = threading.RLock()
         self._discovery_error: tuple[float, ApiError] | None = None
         self.kind = cfg.token_kind  # resolved from "auto" on first discovery

@@ -215,13 +215,12 @@ class PgStats:
 
 class SupabaseExporter(core.Exporter):
     platform = "supabase"
+    settings_type = SupabaseSettings
+    cfg: SupabaseSettings
 
     def __init__(self, settings: config.Common, *, clock: Clock = time.time):
         super().__init__(settings, clock=clock)
-        cfg = settings.platform_settings
-        if not isinstance(cfg, SupabaseSettings):
-            raise TypeError("SupabaseExporter needs settings from supabase.load_settings")
-        self.cfg: SupabaseSettings = cfg
+        cfg = self.cfg
         self.projects: list[Project] = []
         self.health_status: dict[tuple[str, str], str] = {}
         self.registry.register(self)

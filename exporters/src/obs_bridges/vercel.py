@@ -111,13 +111,12 @@ def parse_projects(data: Any) -> tuple[dict[str, str], float | None]:
 
 class VercelExporter(core.Exporter):
     platform = "vercel"
+    settings_type = VercelSettings
+    cfg: VercelSettings
 
     def __init__(self, settings: config.Common, *, clock: Clock = time.time):
         super().__init__(settings, clock=clock)
-        cfg = settings.platform_settings
-        if not isinstance(cfg, VercelSettings):
-            raise TypeError("VercelExporter needs settings from vercel.load_settings")
-        self.cfg: VercelSettings = cfg
+        cfg = self.cfg
         self.projects: dict[str, str] = {}  # id -> name
         self.seen = core.SeenSet(retention=2 * cfg.lookback)
         self.latest: dict[tuple[str, str], tuple[float, str]] = {}
