@@ -173,3 +173,22 @@ def test_build_passes_the_clock_through(mod):
 def test_no_wall_clock_read_outside_the_injected_clock(mod):
     src = inspect.getsource(mod)
     assert "time.time()" not in src
+
+
+@pytest.mark.parametrize("raw, expected", [("on", True), ("YES", True), (" 1 ", True), ("off", False), ("No", False),
+                                           ("0", False), ("", True)])
+def test_booleans_follow_the_stacks_one_rule(raw, expected):
+    env = {"GITHUB_TOKEN": "t", "GITHUB_REPOSITORIES": "o/r", "GITHUB_USE_ETAGS": raw}
+    assert github.load_settings(env).platform_settings.use_etags is expected
+
+
+@pytest.mark.parametrize("raw", ["maybe", "enabled", "2", "ture"])
+def test_a_boolean_that_is_neither_is_an_error_naming_the_variable(raw):
+    env = {"GITHUB_TOKEN": "t", "GITHUB_REPOSITORIES": "o/r", "GITHUB_USE_ETAGS": raw}
+    with pytest.raises(config.ConfigError, match=f"GITHUB_USE_ETAGS must be true or false .*{raw!r}"):
+        github.load_settings(env)
+
+
+def test_the_bridges_and_obs_instrument_share_the_boolean_spellings():
+    from obs_instrument import config as instrument_config
+    assert (config.TRUE, config.FALSE) == (instrument_config.TRUE, instrument_config.FALSE)

@@ -55,6 +55,23 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return v or None
 
 
+# The stack's one rule for booleans (obs_instrument.config.env_bool is the same): these spellings, any case;
+# unset or blank is the default; anything else is an error, never a silent default.
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def env_bool(env, name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in TRUE:
+        return True
+    if raw.lower() in FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw[:40]!r}")
+
+
 def env_int(env, name, default, lo=None, hi=None) -> int:
     raw = _get(env, name)
     if raw is None:

@@ -75,7 +75,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         meta_interval=config.env_float(env, "GITHUB_METADATA_INTERVAL_SECONDS", 600.0, 1, 86400),
         lookback=config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
         per_page=config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
-        use_etags=(env.get("GITHUB_USE_ETAGS", "true").strip().lower() not in ("0", "false", "no")),
+        use_etags=config.env_bool(env, "GITHUB_USE_ETAGS", True),
         max_job_fetches=config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
         max_tracked_runs=config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
     )
