@@ -44,7 +44,10 @@ def num(v: Any, what: str, optional: bool = False) -> float | None:
         return None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ParseError(f"{what}: expected a number, got {type(v).__name__}")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer literal past float's range (JSON allows any length)
+        raise ParseError(f"{what}: not a finite number") from None
     if f != f or f in (float("inf"), float("-inf")):
         raise ParseError(f"{what}: not a finite number")
     return f
