@@ -53,7 +53,7 @@ def binding(sim: Simulator) -> dict:
                   "address)", sim.peak_mb())
 
 
-# Every numeric parameter of the control API (server.LIMITS, read by num()):
+# Every numeric parameter of the control API (simulator.common.LIMITS, read by num()):
 # (path, the other fields of a valid body, the parameter under attack, an in-range value).
 # "ID" stands for the id of a GitHub run injected first (a re-run needs a run that exists).
 PARAMS = [

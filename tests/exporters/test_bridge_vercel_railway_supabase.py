@@ -203,7 +203,7 @@ def test_railway_cpu_matches_world_sample(procs):
     for s in exp.samples():
         if s.name == "railway_service_cpu_usage_cores":
             sid, eid = inv[(s.labels["project"], s.labels["environment"], s.labels["service"])]
-            candidates = {w.rw_metric("CPU_USAGE", sid, eid, now - k * 30) for k in range(0, 6)}
+            candidates = {w.railway.metric("CPU_USAGE", sid, eid, now - k * 30) for k in range(0, 6)}
             assert s.value in candidates
 
 

@@ -122,8 +122,8 @@ def test_every_successful_deploy_triggers_the_smoke_tests():
 
 def test_smoke_runs_only_follow_world_deploys():
     w = World(seed=7, gh_rate=0, history_hours=0)
-    w.inject_gh_runs(None, 30, "success", "completed", fixed={"workflow": "Deploy"})
-    w.inject_gh_runs(None, 30, None, "completed")
+    w.github.inject(None, 30, "success", "completed", fixed={"workflow": "Deploy"})
+    w.github.inject(None, 30, None, "completed")
     w.advance(3600)
     assert not [r for r in _runs(w, w.now()) if r.workflow_name == SMOKE], "an injected run triggered smoke tests"
     # no new runs at all once the GitHub rate is 0, triggered ones included

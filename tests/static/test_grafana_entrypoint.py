@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import compose
-from tests.static.test_log_schema import check as check_log_line
+from tests.support.logschema import check as check_log_line
 
 SCRIPT = compose.ROOT / "grafana" / "entrypoint.sh"
 ROOT_USER = os.geteuid() == 0

@@ -157,7 +157,7 @@ def test_set_rate_zero_stops_arrivals_and_pending_smoke_runs(no_wall_clock):
 def test_github_inject_states_and_transitions(no_wall_clock):
     c = Clock()
     w = world(c, seed=9, gh_rate=0, history_hours=0)
-    done = w.inject_gh_runs("demo-org/repo-amber", 3, "failure", "completed", duration=95)
+    done = w.github.inject("demo-org/repo-amber", 3, "failure", "completed", duration=95)
     live = w.github.inject("demo-org/repo-amber", 1, "success", "in_progress", finish_in=30)
     queued = w.github.inject(None, 1, None, "queued", finish_in=20)
     by = w.github.run_by_id
@@ -183,7 +183,7 @@ def test_rerun_keeps_the_earlier_attempt(no_wall_clock):
     w = world(c, seed=9, gh_rate=0, history_hours=0)
     rid = w.github.inject("demo-org/repo-amber", 1, "success", "in_progress", finish_in=600)[0]
     c.t += 10
-    assert w.rerun_gh(rid, "failure", "success", 20) == 2
+    assert w.github.rerun(rid, "failure", "success", 20) == 2
     r, past = w.github.run_by_id[rid], w.github.past_attempts[(rid, 1)]
     assert past.conclusion == "failure" and past.finished == T0 + 10 and past.status(w.now()) == "completed"
     assert r.attempt == 2 and r.status(w.now()) == "queued"
@@ -199,7 +199,7 @@ def test_rerun_keeps_the_earlier_attempt(no_wall_clock):
 def test_vercel_inject_same_millisecond_and_outcome_list(no_wall_clock):
     c = Clock()
     w = world(c, seed=2, vc_rate=0, history_hours=0)
-    uids = w.inject_vc("web-birch", 4, ["READY", "ERROR"], "completed", spacing=0)
+    uids = w.vercel.inject("web-birch", 4, ["READY", "ERROR"], "completed", spacing=0)
     ds = {d.uid: d for d in w.vercel.deployments}
     got = [ds[u] for u in uids]
     assert [d.outcome for d in got] == ["READY", "ERROR", "READY", "ERROR"]
@@ -213,7 +213,7 @@ def test_vercel_inject_same_millisecond_and_outcome_list(no_wall_clock):
 def test_railway_deployments_over_time_and_superseding(no_wall_clock):
     c = Clock()
     w = world(c, seed=4, rw_rate=0, history_hours=0)
-    failed = w.railway.by_id[w.inject_rw(1, "FAILED", "completed", "shop-amber")[0]]
+    failed = w.railway.by_id[w.railway.inject(1, "FAILED", "completed", "shop-amber")[0]]
     assert failed.status(w.now()) == "FAILED" and [s for s, _, _ in failed.steps][-1] == "BUILD_IMAGE"
     d = w.railway.by_id[w.railway.inject(1, "SUCCESS", "in_progress", "shop-amber")[0]]
     seen = []
@@ -238,7 +238,7 @@ def test_railway_deployments_over_time_and_superseding(no_wall_clock):
 def test_supabase_health_incidents_and_project_control(no_wall_clock):
     w = world(seed=1, outcome_rates={"supabase_minor_incident": 1.0})
     ref = w.supabase.projects[0]["ref"]
-    assert w.sb_health(ref, "db", T0) == "ACTIVE_HEALTHY"  # minor incidents spare the database
+    assert w.supabase.health(ref, "db", T0) == "ACTIVE_HEALTHY"  # minor incidents spare the database
     assert {s: w.supabase.health(ref, s, T0) for s in SB_SERVICES if s != "db"} == \
         {s: "UNHEALTHY" for s in SB_SERVICES if s != "db"}
     assert w.supabase.set_project("db-amber", unhealthy=["db"]) and w.supabase.health(ref, "db", T0) == "UNHEALTHY"

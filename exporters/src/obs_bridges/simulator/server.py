@@ -18,16 +18,14 @@ from obs_bridges import log
 from obs_bridges.httpserver import make_http_server
 from obs_bridges.simulator import github, railway, supabase, vercel
 from obs_bridges.simulator.args import add_world_args, world_from_args
-from obs_bridges.simulator.common import LIMITS, ApiRequest, Reply, auth_kind, iso, num
-from obs_bridges.simulator.control import MAX_ARRIVALS, control, world_view
-from obs_bridges.simulator.faults import FAULT_KINDS, RATE_LIMITS, SimState
-from obs_bridges.simulator.promfiles import SB_KEY_FILE, SB_TARGETS_FILE, remove_files, write_prometheus_files
+from obs_bridges.simulator.common import ApiRequest, Reply, auth_kind
+from obs_bridges.simulator.control import control
+from obs_bridges.simulator.faults import SimState
+from obs_bridges.simulator.promfiles import remove_files, write_prometheus_files
 from obs_bridges.simulator.world import World
 
-# What callers imported from here before the split.
-__all__ = ["FAULT_KINDS", "LIMITS", "MAX_ARRIVALS", "RATE_LIMITS", "ROUTES", "SB_KEY_FILE", "SB_TARGETS_FILE",
-           "ApiRequest", "Reply", "Route", "SimState", "World", "add_world_args", "control", "iso", "make_server",
-           "num", "remove_files", "respond", "route_for", "world_from_args", "world_view", "write_prometheus_files"]
+# The CLI (obs_bridges.cli) starts the simulator from here: its arguments, its world and its server.
+__all__ = ["add_world_args", "make_server", "world_from_args"]
 
 LOG = log.get("obs_bridges.simulator")
 JSON = {"Content-Type": "application/json"}

@@ -104,22 +104,3 @@ class World:
                 self.arrivals[platform].stop()
             self._next_arrival[platform] = self.now() if per_hour > 0 else float("inf")
             self._catch_up(self.now())
-
-    # -- the control API's operations (and the names older callers use)
-    def inject_gh_runs(self, *a, **kw) -> list[int]:
-        return self.github.inject(*a, **kw)
-
-    def rerun_gh(self, *a, **kw) -> int:
-        return self.github.rerun(*a, **kw)
-
-    def inject_vc(self, *a, **kw) -> list[str]:
-        return self.vercel.inject(*a, **kw)
-
-    def inject_rw(self, *a, **kw) -> list[str]:
-        return self.railway.inject(*a, **kw)
-
-    def rw_metric(self, measurement: str, sid: str, eid: str, ts: float) -> float:
-        return self.railway.metric(measurement, sid, eid, ts)
-
-    def sb_health(self, ref: str, service: str, now: float) -> str:
-        return self.supabase.health(ref, service, now)
