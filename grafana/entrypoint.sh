@@ -2,7 +2,7 @@
 # Grafana admin password, never a default: secrets/grafana_admin_password when the operator
 # provides one, else a random one generated once into the data volume. The password is never logged.
 # A password file that exists but this user cannot read (or that is blank) stops the container: the
-# image's /run.sh would read nothing and Grafana would start with its built-in admin/admin.
+# image's /run.sh would read nothing and Grafana would start with its built-in default admin password.
 set -eu
 secrets_dir="${OBS_SECRETS_DIR:-/run/obs-secrets}"
 user_file="$secrets_dir/grafana_admin_password"

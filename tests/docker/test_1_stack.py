@@ -28,7 +28,7 @@ def test_grafana_refuses_anonymous_access_and_accepts_the_generated_password(sta
     status, _ = http(f"{URL['grafana']}/api/search")
     assert status == 401, f"anonymous /api/search answered {status}"
     status, _ = http(f"{URL['grafana']}/api/search", auth=("admin", "admin"))
-    assert status == 401, "Grafana accepted its built-in admin/admin"
+    assert status == 401, "Grafana accepted its built-in default admin password"
     status, body = http(f"{URL['grafana']}/api/user", auth=admin)
     assert status == 200 and body["login"] == "admin", body
 

@@ -2,7 +2,7 @@
 
 A password file that exists but the container user cannot read (or that is blank) stops Grafana with one
 JSON line naming the file and the uid: the image's /run.sh would otherwise read nothing and Grafana would
-start with admin/admin. The script runs for real under dash and under busybox ash with only busybox's
+start with its built-in default admin password. The script runs for real under dash and under busybox ash with only busybox's
 applets on PATH (like grafana/grafana's Alpine image), as uid 472 with gid 0 like compose's `user: "472:0"`
 when the tests run as root (root reads every file, so it could never see the problem)."""
 from __future__ import annotations
@@ -145,7 +145,7 @@ def test_two_installs_get_different_passwords(box):
 
 
 def test_unreadable_password_file_stops_grafana(box):
-    """The bug: `-s` accepted a file uid 472 cannot read; /run.sh read nothing; Grafana used admin/admin."""
+    """The bug: `-s` accepted a file uid 472 cannot read; /run.sh read nothing; Grafana used its built-in default password."""
     box.user_file.write_text(MARKER)
     box.user_file.chmod(0)
     line = refused(box.run(), box.user_file)
@@ -217,7 +217,7 @@ def test_blank_generated_password_is_generated_again(box):
 
 
 def test_failed_generation_stops_grafana(box):
-    """A `head` that writes nothing would leave an empty file, and Grafana would fall back to admin/admin."""
+    """A `head` that writes nothing would leave an empty file, and Grafana would fall back to its built-in default password."""
     stubs = box.base / "stubs"
     stubs.mkdir()
     (stubs / "head").write_text("#!/bin/sh\nexit 1\n")
