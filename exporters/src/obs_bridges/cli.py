@@ -1,4 +1,7 @@
-"""``obs-bridge <railway|vercel|supabase|github|simulator>``: one entry point for every process."""
+"""``obs-bridge <railway|vercel|supabase|github|github-webhook|simulator>``: one entry point for every process.
+
+``github-webhook`` is the GitHub bridge with its webhook receiver in the same process: the receiver and the
+poller must share one ledger of what was counted, or a run both see would be counted twice."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def _load(name: str):
     return m
 
 
-def run_exporter(name: str, env=None) -> int:
+def run_exporter(name: str, env=None, *, webhooks: bool = False) -> int:
     env = os.environ if env is None else env
     from prometheus_client import disable_created_metrics
 
@@ -36,6 +39,7 @@ def run_exporter(name: str, env=None) -> int:
     lg = log.get(f"obs_bridges.{name}")
     try:
         exp = _load(name).build(env)
+        receiver = _receiver(exp, env) if webhooks else None
     except config.ConfigError as e:
         lg.error(f"invalid configuration: {e}", extra=log.kv(exit_code=2))
         return 2
@@ -57,8 +61,40 @@ def run_exporter(name: str, env=None) -> int:
         v = exp.settings.token.name
         lg.warning(f"{v} is not set: the exporter serves /metrics with {name}_up 0 and retries with backoff; "
                    f"set {v} or {v}_FILE (or {config.DEMO_ENV} for demo data)")
+    servers = [srv]
+    if receiver is not None:
+        try:
+            servers.append(_serve_receiver(receiver, lg))
+        except OSError as e:
+            s = receiver.settings
+            lg.error(f"cannot listen on {s.listen_addr}:{s.port} for webhooks: {e.strerror or e} "
+                     "(set GITHUB_WEBHOOK_LISTEN_ADDR / GITHUB_WEBHOOK_PORT)", extra=log.kv(exit_code=1))
+            srv.server_close()
+            return 1
     exp.start()
-    return _serve_until_signal(srv, exp.stop)
+    return _serve_until_signal(servers, exp.stop)
+
+
+def _receiver(exp, env):
+    from obs_bridges import github_receiver
+
+    return github_receiver.Receiver(exp, github_receiver.load_settings(env, exp.settings), exp.registry,
+                                    clock=exp.clock)
+
+
+def _serve_receiver(receiver, lg):
+    from obs_bridges import github_receiver
+
+    srv = github_receiver.serve(receiver)
+    s = receiver.settings
+    secret = s.secret.read()
+    lg.info("webhook receiver listening", extra=log.kv(
+        listen=f"{s.listen_addr}:{srv.server_address[1]}", path=github_receiver.PATH, secret_from=s.secret.name,
+        max_requests_per_second=s.max_rps))
+    if secret.value is None:
+        lg.warning(f"deliveries are refused (503) until the webhook secret can be read: {secret.problem}; "
+                   "polling goes on at GITHUB_POLL_INTERVAL_SECONDS")
+    return srv
 
 
 def _serve_until_signal(srv, on_stop) -> int:
@@ -69,12 +105,14 @@ def _serve_until_signal(srv, on_stop) -> int:
 
     signal.signal(signal.SIGTERM, _sig)
     signal.signal(signal.SIGINT, _sig)
-    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-    t.start()
+    servers = srv if isinstance(srv, list) else [srv]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     done.wait()
     on_stop()
-    srv.shutdown()
-    srv.server_close()
+    for s in servers:
+        s.shutdown()
+        s.server_close()
     log.get("obs_bridges").info("stopped")
     return 0
 
@@ -114,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="obs-bridge", description="Prometheus bridges for Railway, Vercel, "
                                 "Supabase and GitHub Actions, and their API simulator.")
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("command", choices=EXPORTERS + ("simulator",))
+    p.add_argument("command", choices=EXPORTERS + ("github-webhook", "simulator"))
     p.add_argument("args", nargs=argparse.REMAINDER)
     ns = p.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     if ns.command == "simulator":
         return run_simulator(argv[1:])
+    if ns.command == "github-webhook":
+        if len(argv) > 1:
+            p.error("github-webhook takes no arguments: it is configured by environment variables")
+        return run_exporter("github", webhooks=True)
     if len(argv) > 1:
         from obs_bridges import supabase_tools
 

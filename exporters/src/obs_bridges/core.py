@@ -31,6 +31,8 @@ BACKOFF_MAX_DOUBLINGS = 10
 BACKOFF_JITTER = (0.8, 1.2)
 # Added to an upstream's Retry-After (seconds, random in this range): never retry at the very instant.
 RETRY_AFTER_SLACK = (0.05, 0.5)
+# Renders asked for between polls (webhook deliveries) are coalesced: at most one per this many seconds.
+RENDER_COALESCE_SECONDS = 0.25
 _SECRET_LOCK = threading.Lock()
 
 
@@ -115,6 +117,16 @@ class SeenSet:
                 out.append(key)
         self._seeded.add(scope)
         return out
+
+    def mark(self, key, ts: float) -> bool:
+        """Record one final item seen outside a poll (a webhook delivery); True if it was not known."""
+        if key in self._seen:
+            return False
+        self._seen[key] = ts
+        return True
+
+    def __contains__(self, key) -> bool:
+        return key in self._seen
 
     def prune(self, now: float) -> None:
         cutoff = now - self.retention
@@ -274,6 +286,7 @@ class Exporter:
         self._render_lock = threading.Lock()
         self._state_lock = threading.RLock()
         self._rendered = b""
+        self._render_wanted = threading.Event()
         self._outer = self.registry
         if settings.demo:
             self._outer = CollectorRegistry(auto_describe=False)
@@ -306,6 +319,20 @@ class Exporter:
 
     def metrics_bytes(self) -> bytes:
         return self._rendered
+
+    def request_render(self) -> None:
+        """State changed outside a poll (a webhook delivery): render soon, coalescing bursts."""
+        self._render_wanted.set()
+
+    def _render_loop(self) -> None:
+        while True:
+            self._render_wanted.wait()
+            if self._stop.is_set():
+                return
+            self._render_wanted.clear()
+            self.render()
+            if self._stop.wait(RENDER_COALESCE_SECONDS):
+                return
 
     # -- loops
     def _run_upstream(self, u: Upstream) -> None:
@@ -371,6 +398,9 @@ class Exporter:
 
     def start(self) -> None:
         self.render()
+        t = threading.Thread(target=self._render_loop, name="render", daemon=True)
+        t.start()
+        self._threads.append(t)
         for u in self.upstreams:
             t = threading.Thread(target=self._run_upstream, args=(u,), name=f"poll-{u.name}", daemon=True)
             t.start()
@@ -378,6 +408,7 @@ class Exporter:
 
     def stop(self) -> None:
         self._stop.set()
+        self._render_wanted.set()
 
     def health(self) -> dict:
         now = self.clock()

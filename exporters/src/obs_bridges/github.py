@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
 from obs_bridges import config, core, log
 from obs_bridges.httpclient import ApiClient, ApiError, Clock, decode_json, limits, next_link
-from obs_bridges.parsing import EVENT_LABEL_MAX, NAME_LABEL_MAX, iso, lst, num, obj, s
+from obs_bridges.github_api import (REPO_RE, Job, Run, parse_jobs, parse_repos, parse_run, parse_runs,
+                                    parse_workflows)
+from obs_bridges.github_ledger import Families, RunLedger
+from obs_bridges.parsing import NAME_LABEL_MAX
 
 REAL_URL = "https://api.github.com"
 RUN_STATUSES_ACTIVE = ["queued", "in_progress", "waiting", "requested", "pending"]
@@ -29,7 +32,6 @@ LIST_PAGE_SIZE = 100
 SEEN_SLACK_SECONDS = 3 * 3600
 # Branches that keep their name as a label; every other branch is "other" (bounded cardinality).
 DEFAULT_BRANCHES = ("main", "master", "develop")
-_REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _OWNER_RE = re.compile(r"^[A-Za-z0-9_.-]+(/\*)?$")
 
 
@@ -48,6 +50,10 @@ class GithubSettings:
     use_etags: bool
     max_job_fetches: int
     max_tracked_runs: int
+    # Webhooks (obs-bridge github-webhook): a repository with a verified delivery in the last
+    # ``webhook_trust`` seconds is polled only every ``reconcile_interval`` (missed deliveries, downtime).
+    reconcile_interval: float = 3600.0
+    webhook_trust: float = 86400.0
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -57,7 +63,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     if not entries and c.demo:
         entries = list(config.DEMO["github"].repositories)
     for e in entries:
-        if _REPO_RE.match(e) and not e.endswith("/*"):
+        if REPO_RE.match(e) and not e.endswith("/*"):
             repos.append(e)
         elif _OWNER_RE.match(e):
             orgs.append(e.removesuffix("/*"))
@@ -66,6 +72,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
     if not entries:
         raise config.ConfigError("GITHUB_REPOSITORIES is empty: list owner/repo entries or organizations "
                                  "to discover, comma-separated (e.g. GITHUB_REPOSITORIES=my-org,other/repo)")
+    lookback = config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400)
     c.platform_settings = GithubSettings(
         repos=tuple(repos),
         orgs=tuple(orgs),
@@ -73,116 +80,20 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         branches=frozenset(config.env_list(env, "GITHUB_BRANCHES") or DEFAULT_BRANCHES),
         interval=config.env_float(env, "GITHUB_POLL_INTERVAL_SECONDS", 60.0, 1, 86400),
         meta_interval=config.env_float(env, "GITHUB_METADATA_INTERVAL_SECONDS", 600.0, 1, 86400),
-        lookback=config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
+        lookback=lookback,
         per_page=config.env_int(env, "GITHUB_PER_PAGE", 100, 1, 100),
         use_etags=config.env_bool(env, "GITHUB_USE_ETAGS", True),
         max_job_fetches=config.env_int(env, "GITHUB_MAX_JOB_FETCHES_PER_POLL", 100, 0, 10000),
         max_tracked_runs=config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
+        reconcile_interval=config.env_float(env, "GITHUB_RECONCILE_INTERVAL_SECONDS", min(3600.0, lookback), 1, 86400),
+        webhook_trust=config.env_float(env, "GITHUB_WEBHOOK_TRUST_SECONDS", 86400.0, 1, 30 * 86400),
     )
+    ps = c.platform_settings
+    if ps.reconcile_interval > ps.lookback:
+        raise config.ConfigError(
+            f"GITHUB_RECONCILE_INTERVAL_SECONDS ({ps.reconcile_interval:g}) must not exceed GITHUB_LOOKBACK_SECONDS "
+            f"({ps.lookback:g}): a run created and finished between two reconciliations would be missed")
     return c
-
-
-# ---------------------------------------------------------------- parsers (pure; ParseError only)
-
-@dataclass
-class Run:
-    id: int
-    attempt: int
-    workflow_id: int | None
-    name: str
-    path: str
-    branch: str
-    event: str
-    status: str
-    conclusion: str | None
-    created: float
-    started: float | None
-    updated: float | None
-
-
-def parse_runs(data: Any) -> list[Run]:
-    d = obj(data, "workflow runs")
-    return [parse_run(r, f"workflow_runs[{i}]") for i, r in enumerate(lst(d.get("workflow_runs"), "workflow_runs"))]
-
-
-def parse_run(data: Any, where: str = "workflow run") -> Run:
-    """One run object: an item of the runs list, or GET /runs/{id}/attempts/{n}."""
-    r = obj(data, where)
-    rid = num(r.get("id"), "run.id")
-    created = iso(r.get("created_at"), "run.created_at", optional=False)
-    wf = num(r.get("workflow_id"), "run.workflow_id", optional=True)
-    return Run(
-        id=int(rid),
-        attempt=int(num(r.get("run_attempt"), "run.run_attempt", optional=True) or 1),
-        workflow_id=int(wf) if wf is not None else None,
-        name=s(r.get("name"), "run.name", optional=True) or "",
-        path=s(r.get("path"), "run.path", optional=True) or "",
-        branch=s(r.get("head_branch"), "run.head_branch", optional=True) or "",
-        event=s(r.get("event"), "run.event", optional=True) or "unknown",
-        status=s(r.get("status"), "run.status", optional=True) or "unknown",
-        conclusion=s(r.get("conclusion"), "run.conclusion", optional=True),
-        created=created,
-        started=iso(r.get("run_started_at"), "run.run_started_at"),
-        updated=iso(r.get("updated_at"), "run.updated_at"),
-    )
-
-
-@dataclass
-class Job:
-    name: str
-    status: str
-    conclusion: str | None
-    created: float | None
-    started: float | None
-    completed: float | None
-    labels: list[str]
-
-
-def parse_jobs(data: Any) -> list[Job]:
-    d = obj(data, "jobs")
-    out = []
-    for i, j in enumerate(lst(d.get("jobs"), "jobs")):
-        j = obj(j, f"jobs[{i}]")
-        labels = j.get("labels") or []
-        out.append(Job(
-            name=s(j.get("name"), "job.name", optional=True) or "",
-            status=s(j.get("status"), "job.status", optional=True) or "unknown",
-            conclusion=s(j.get("conclusion"), "job.conclusion", optional=True),
-            created=iso(j.get("created_at"), "job.created_at"),
-            started=iso(j.get("started_at"), "job.started_at"),
-            completed=iso(j.get("completed_at"), "job.completed_at"),
-            labels=[str(x) for x in lst(labels, "job.labels") if isinstance(x, (str, int))],
-        ))
-    return out
-
-
-def parse_workflows(data: Any) -> dict[int, str]:
-    d = obj(data, "workflows")
-    out = {}
-    for i, w in enumerate(lst(d.get("workflows"), "workflows")):
-        w = obj(w, f"workflows[{i}]")
-        out[int(num(w.get("id"), "workflow.id"))] = s(w.get("name"), "workflow.name", optional=True) or ""
-    return out
-
-
-def parse_repos(data: Any) -> list[str]:
-    out = []
-    for i, r in enumerate(lst(data, "repositories")):
-        r = obj(r, f"repositories[{i}]")
-        if r.get("archived") is True:
-            continue
-        name = s(r.get("full_name"), "repository.full_name")
-        if _REPO_RE.match(name):
-            out.append(name)
-    return out
-
-
-_MATRIX_RE = re.compile(r"\s*\(.*\)\s*$")
-
-
-def job_label(name: str) -> str:
-    """Job name without its matrix suffix ("test (3.12, ubuntu)" -> "test"), bounded in length."""
-    return _MATRIX_RE.sub("", name)[:NAME_LABEL_MAX] or "unnamed"
 
 
 # ---------------------------------------------------------------- exporter
@@ -197,9 +108,9 @@ class GitHubExporter(core.Exporter):
         cfg = self.cfg
         self.repos: list[str] = list(dict.fromkeys(cfg.repos))
         self.workflow_names: dict[str, dict[int, str]] = {}
-        self.seen = core.SeenSet(retention=2 * cfg.lookback + SEEN_SLACK_SECONDS)
-        self.active: dict[str, dict[str, int]] = {}
-        self.last_conclusion: dict[tuple[str, str], tuple[tuple[float, int], str]] = {}
+        # Repositories with verified webhook deliveries (when the last came) and when each was last polled.
+        self.hooked: dict[str, float] = {}
+        self.reconciled: dict[str, float] = {}
         # Runs (id, attempt) last seen not completed, by repo, with their created time: read one by one
         # once they are no longer in the runs list's window (a long run, or an attempt replaced by a re-run).
         self.unfinished: dict[str, dict[tuple[int, int], float]] = {}
@@ -216,6 +127,10 @@ class GitHubExporter(core.Exporter):
         self.job_queue = self.histogram(
             "github_actions_job_queue_seconds", "Job queue time, created_at to started_at.",
             ["repo", "workflow", "job"], QUEUE_BUCKETS)
+        self.ledger = RunLedger(
+            Families(self.runs_total, self.run_duration, self.job_duration, self.job_queue),
+            workflow=self._workflow, branch=self._branch, retention=2 * cfg.lookback + SEEN_SLACK_SECONDS,
+            started=self.started)
         self.registry.register(self)
         self.runs_client = self._client()
         self.meta_client = self._client()
@@ -291,20 +206,31 @@ class GitHubExporter(core.Exporter):
         errors: list[ApiError] = []
         job_budget = [self.cfg.max_job_fetches]
         for repo in list(self.repos):
+            if not self._due(repo, now):
+                continue
             try:
                 if repo not in self.workflow_names:
                     self._fetch_workflows(repo, self.runs_client)
                 runs = self._recent_runs(repo, start)
                 runs += self._unlisted_unfinished(repo, runs, now)
                 self._process_runs(repo, runs, job_budget)
+                self.reconciled[repo] = now
             except ApiError as e:
                 if e.kind in ("auth", "ratelimit", "config"):
                     raise
                 errors.append(e)
-        self.seen.prune(now)
+        self.ledger.prune(now)
         if errors:
             raise ApiError(errors[0].kind, f"{len(errors)} of {len(self.repos)} repositories failed; "
                            f"first: {errors[0]}", errors[0].status, errors[0].retry_after)
+
+    def _due(self, repo: str, now: float) -> bool:
+        """Every poll, unless webhooks deliver for the repository: then every GITHUB_RECONCILE_INTERVAL_SECONDS
+        (a delivery GitHub failed to make is not retried; this catches it)."""
+        hooked = self.hooked.get(repo)
+        if hooked is None or now - hooked > self.cfg.webhook_trust:
+            return True
+        return now - self.reconciled.get(repo, float("-inf")) >= self.cfg.reconcile_interval
 
     def _recent_runs(self, repo: str, start: float) -> list[Run]:
         """Runs created since ``start``, newest first.
@@ -331,6 +257,9 @@ class GitHubExporter(core.Exporter):
         out = []
         for (rid, attempt), created in list(track.items()):
             if (rid, attempt) in shown:
+                continue
+            if (rid, attempt) in self.ledger.seen:  # a delivery reported it completed
+                del track[(rid, attempt)]
                 continue
             if created < now - MAX_RUN_SECONDS:
                 del track[(rid, attempt)]
@@ -365,24 +294,7 @@ class GitHubExporter(core.Exporter):
         self._dropped[repo] = dropped
 
     def _process_runs(self, repo: str, runs: list[Run], job_budget: list[int]) -> None:
-        by_key = {}
-        active = {st: 0 for st in RUN_STATUSES_ACTIVE}
-        for r in runs:
-            by_key[(r.id, r.attempt)] = r
-            if r.status != "completed":
-                active[r.status] = active.get(r.status, 0) + 1
-        # created_at has whole seconds: the run id (increasing) breaks ties
-        self.last_conclusion = core.latest_per_key(self.last_conclusion, (
-            ((repo, self._workflow(repo, r)), (r.created, r.id), r.conclusion or "unknown")
-            for r in runs if r.status == "completed"))
-        new = self.seen.process(repo, ((k, r.status == "completed", r.created) for k, r in by_key.items()))
-        for key in new:
-            r = by_key[key]
-            wf = self._workflow(repo, r)
-            concl = r.conclusion or "unknown"
-            self.runs_total.labels(repo, wf, r.event[:EVENT_LABEL_MAX], self._branch(r.branch), concl).inc()
-            if r.started is not None and r.updated is not None and r.updated >= r.started:
-                self.run_duration.labels(repo, wf, concl).observe(r.updated - r.started)
+        for r, wf in self.ledger.poll(repo, runs):
             if job_budget[0] > 0:
                 job_budget[0] -= 1
                 try:
@@ -392,18 +304,31 @@ class GitHubExporter(core.Exporter):
                         raise
                     self.log.warning(f"jobs of a run could not be read: {e}", extra=log.kv(repo=repo))
         self._track_unfinished(repo, runs)
-        with self._state_lock:
-            self.active = {**self.active, repo: active}
 
     def _observe_jobs(self, repo: str, wf: str, r: Run) -> None:
         jobs = self._get_all(self.runs_client, f"/repos/{repo}/actions/runs/{r.id}/attempts/{r.attempt}/jobs",
                              "jobs", {"per_page": LIST_PAGE_SIZE}, parse_jobs)
-        for j in jobs:
-            name = job_label(j.name)
-            if j.created is not None and j.started is not None and j.started >= j.created:
-                self.job_queue.labels(repo, wf, name).observe(j.started - j.created)
-            if j.completed is not None and j.started is not None and j.completed >= j.started:
-                self.job_duration.labels(repo, wf, name).observe(j.completed - j.started)
+        self.ledger.jobs(repo, wf, jobs)
+
+    # -- webhook deliveries (github_receiver.py): into the same ledger, rendered at once
+    def accepts_repo(self, repo: str) -> bool:
+        """A delivery's repository is counted only if polling would count it: the same label bound."""
+        if repo in self.cfg.exclude:
+            return False
+        return repo in self.repos or repo in self.cfg.repos or repo.split("/", 1)[0] in self.cfg.orgs
+
+    def delivered_run(self, repo: str, run: Run) -> str:
+        self.hooked[repo] = self.clock()
+        result = self.ledger.run_event(repo, run)
+        self.request_render()
+        return result
+
+    def delivered_job(self, repo: str, run_id: int, job_id: int, job: Job, workflow_name: str) -> str:
+        self.hooked[repo] = self.clock()
+        result = self.ledger.job_event(repo, run_id, job_id, job, workflow_name)
+        if result == "counted":
+            self.request_render()
+        return result
 
     # -- custom collector for the state gauges
     def describe(self):
@@ -413,15 +338,19 @@ class GitHubExporter(core.Exporter):
         g = GaugeMetricFamily("github_actions_workflow_runs_active",
                               "Runs not yet completed in the look-back window, by status.",
                               labels=["repo", "status"])
-        for repo, counts in sorted(self.active.items()):
+        for repo, counts in sorted(self.ledger.active().items()):
             for st in sorted(set(RUN_STATUSES_ACTIVE) | set(counts)):
                 g.add_metric([repo, st], counts.get(st, 0))
         yield g
         yield core.enum_gauge(
             "github_actions_workflow_last_conclusion", "Conclusion of the latest completed run of each "
             "workflow (1 on the current value, 0 on the others).", ["repo", "workflow"], "conclusion",
-            CONCLUSIONS, ((k, v[1]) for k, v in sorted(self.last_conclusion.items())))
+            CONCLUSIONS, self.ledger.conclusions())
         yield GaugeMetricFamily("github_actions_repositories", "Repositories polled.", value=len(self.repos))
+        now = self.clock()
+        yield GaugeMetricFamily("github_webhook_repositories", "Repositories with a verified webhook delivery in the "
+                                "last GITHUB_WEBHOOK_TRUST_SECONDS: polled only every GITHUB_RECONCILE_INTERVAL_SECONDS.",
+                                value=sum(1 for t in list(self.hooked.values()) if now - t <= self.cfg.webhook_trust))
 
 
 def build(env: Mapping[str, str], *, clock: Clock = time.time) -> GitHubExporter:

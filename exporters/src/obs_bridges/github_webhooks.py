@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import parse_qs
 
-from obs_bridges.github import Job, Run, parse_jobs, parse_run
+from obs_bridges.github_api import Job, Run, parse_jobs, parse_run
 from obs_bridges.parsing import ParseError, num, obj, s
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -71,8 +73,31 @@ class DeliveryLog:
             self._seen[delivery_id] = now
             return True
 
+    def forget(self, delivery_id: str) -> None:
+        """Drop an id whose processing failed, so that GitHub's redelivery of it is processed."""
+        with self._lock:
+            self._seen.pop(delivery_id, None)
+
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def decode_body(content_type: str | None, body: bytes) -> Any:
+    """The JSON payload of a delivery in either of GitHub's content types: application/json, or
+    application/x-www-form-urlencoded with the JSON in the ``payload`` field. ParseError otherwise."""
+    ctype = (content_type or "").split(";", 1)[0].strip().lower()
+    try:
+        if ctype == "application/json":
+            return json.loads(body.decode("utf-8"))
+        if ctype == "application/x-www-form-urlencoded":
+            fields = parse_qs(body.decode("ascii"), strict_parsing=True, max_num_fields=8)
+            if len(fields.get("payload", ())) != 1:
+                raise ParseError("a form-encoded delivery must have exactly one payload field")
+            return json.loads(fields["payload"][0])
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ParseError(f"the {ctype} body does not decode: {type(e).__name__}") from None
+    raise ParseError(f"content type {ctype[:60]!r} is not a GitHub delivery's (application/json or "
+                     "application/x-www-form-urlencoded; set the webhook's content type to application/json)")
 
 
 @dataclass(frozen=True)
@@ -95,6 +120,7 @@ class JobEvent:
     attempt: int
     job_id: int
     job: Job
+    workflow_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,8 +152,9 @@ def parse_delivery(event: str, payload: Any) -> Delivery:
     job = parse_jobs({"jobs": [j]})[0]
     attempt = num(j.get("run_attempt"), "workflow_job.run_attempt", optional=True)
     return JobEvent(action, _repo(p), int(num(j.get("run_id"), "workflow_job.run_id")),
-                    int(attempt) if attempt is not None else 1, int(num(j.get("id"), "workflow_job.id")), job)
+                    int(attempt) if attempt is not None else 1, int(num(j.get("id"), "workflow_job.id")), job,
+                    s(j.get("workflow_name"), "workflow_job.workflow_name", optional=True) or "")
 
 
-__all__ = ["DeliveryLog", "Ignored", "JobEvent", "ParseError", "Ping", "RunEvent", "parse_delivery",
+__all__ = ["DeliveryLog", "decode_body", "Ignored", "JobEvent", "ParseError", "Ping", "RunEvent", "parse_delivery",
            "signature", "verify_signature"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from obs_bridges.simulator.webhooks import WebhookTarget
 from obs_bridges.simulator.world import DEFAULT_RATES, World
 
 
@@ -43,6 +44,18 @@ def add_world_args(p, env) -> None:
     p.add_argument("--prometheus-dir", default=g("SIM_PROMETHEUS_DIR", ""),
                    help="write the Prometheus file_sd targets of the Supabase metrics endpoint and its service-role "
                         "key here at start (docker-compose.yml's demo scrape job; env SIM_PROMETHEUS_DIR)")
+    p.add_argument("--github-webhook-url", default=g("SIM_GITHUB_WEBHOOK_URL", ""),
+                   help="deliver GitHub workflow_run/workflow_job webhooks here, e.g. http://127.0.0.1:9605/webhook "
+                        "(env SIM_GITHUB_WEBHOOK_URL; unset: no deliveries)")
+    p.add_argument("--github-webhook-secret-file", default=g("SIM_GITHUB_WEBHOOK_SECRET_FILE", ""),
+                   help="write the random per-start webhook secret here for the receiver (env "
+                        "SIM_GITHUB_WEBHOOK_SECRET_FILE; required with --github-webhook-url)")
+    p.add_argument("--github-webhook-redeliver-rate", type=float,
+                   default=float(g("SIM_GITHUB_WEBHOOK_REDELIVER_RATE", "0.05")),
+                   help="share of deliveries GitHub sends again under the same X-GitHub-Delivery")
+    p.add_argument("--github-webhook-reorder-rate", type=float,
+                   default=float(g("SIM_GITHUB_WEBHOOK_REORDER_RATE", "0.1")),
+                   help="share of runs whose in_progress delivery arrives after their completed one")
 
 
 def world_from_args(a, **world_kw) -> World:
@@ -66,4 +79,20 @@ def world_from_args(a, **world_kw) -> World:
               history_hours=a.history_hours, gh_rate=a.github_rate, vc_rate=a.vercel_rate, rw_rate=a.railway_rate,
               time_scale=a.time_scale, outcome_rates=rates, **world_kw)
     w.prometheus_dir = a.prometheus_dir.strip() or None
+    w.github_webhook = webhook_target(a)
     return w
+
+
+def webhook_target(a) -> WebhookTarget | None:
+    url, secret_file = a.github_webhook_url.strip(), a.github_webhook_secret_file.strip()
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--github-webhook-url must be an http(s) URL, got {url[:80]!r}")
+    if not secret_file:
+        raise ValueError("--github-webhook-url needs --github-webhook-secret-file (SIM_GITHUB_WEBHOOK_SECRET_FILE): "
+                         "where the random per-start secret is written for the receiver")
+    for name in ("redeliver", "reorder"):
+        if not 0 <= getattr(a, f"github_webhook_{name}_rate") <= 1:
+            raise ValueError(f"--github-webhook-{name}-rate must be between 0 and 1")
+    return WebhookTarget(url, secret_file, a.github_webhook_redeliver_rate, a.github_webhook_reorder_rate)

@@ -154,6 +154,20 @@ def _supabase_project(state, method, parts, q, data):
     return 200, {"ok": True}, {}
 
 
+def _webhooks(state, method, parts, q, data):
+    """GET: the sender's counts and recent deliveries. POST {"kind": forged|unsigned|ping|redeliver, "id"?}:
+    one special delivery, answered with the receiver's status; {"kind": "pause", "seconds": n} delays them."""
+    sender = state.webhooks
+    if sender is None:
+        raise Reply(404, {"message": "no webhook target: start the simulator with --github-webhook-url"})
+    if method == "GET":
+        return 200, sender.view(), {}
+    try:
+        return 200, sender.special(str(data.get("kind", "")), data.get("id"), num(data, "seconds", 0.0)), {}
+    except ValueError as e:
+        raise Reply(400, {"message": str(e)}) from None
+
+
 def _world(state, method, parts, q, data):
     return 200, world_view(state, parts[1]), {}
 
@@ -162,7 +176,7 @@ def _world(state, method, parts, q, data):
 ENDPOINTS = {
     ("health",): _health, ("faults",): _faults, ("requests",): _requests, ("advance",): _advance,
     ("rate",): _rate, ("ratelimit",): _ratelimit, ("scenario",): _scenario, ("rerun", "github"): _rerun_github,
-    ("supabase", "project"): _supabase_project,
+    ("supabase", "project"): _supabase_project, ("webhooks", "github"): _webhooks,
 }
 # /_control/<prefix>/<platform>
 BY_PLATFORM = {"inject": _inject, "world": _world}

@@ -30,6 +30,7 @@ class SimState:
         self.windows = {p: {"start": self.clock(), "used": 0, "limit": lim, "window": win, "exhausted_until": 0.0}
                         for p, (lim, win) in RATE_LIMITS.items()}
         self._fault_id = 0
+        self.webhooks = None  # a webhooks.WebhookSender when the simulator delivers GitHub webhooks
 
     def add_fault(self, spec: dict) -> dict:
         kind = spec.get("kind")

@@ -22,6 +22,7 @@ from obs_bridges.simulator.common import ApiRequest, Reply, auth_kind
 from obs_bridges.simulator.control import control
 from obs_bridges.simulator.faults import SimState
 from obs_bridges.simulator.promfiles import remove_files, write_prometheus_files
+from obs_bridges.simulator.webhooks import WebhookSender
 from obs_bridges.simulator.world import World
 
 # The CLI (obs_bridges.cli) starts the simulator from here: its arguments, its world and its server.
@@ -246,6 +247,12 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
     if world.prometheus_dir:
         written = write_prometheus_files(world, world.prometheus_dir)
         atexit.register(remove_files, written)
+    if world.github_webhook is not None:
+        state.webhooks = WebhookSender(world, world.github_webhook)
+        state.webhooks.write_secret()  # an OSError stops the start: the CLI reports it
+        state.webhooks.start()
+        LOG.info("delivering GitHub webhooks", extra=log.kv(url=world.github_webhook.url,
+                                                            secret_file=world.github_webhook.secret_file))
 
     def ticker():
         while True:
