@@ -29,7 +29,7 @@ LOG = log.get("obs_bridges.simulator.webhooks")
 HOOK_ID = 424242
 POST_TIMEOUT = 10.0  # GitHub's own limit for an answer
 TICK_SECONDS = 0.25
-# Sent keys of runs that finished this long ago are forgotten (bounded memory); they are never due again.
+# Runs that finished this long ago are skipped and their sent keys forgotten (bounded memory and work).
 FORGET_AFTER = 3600.0
 RECENT = 500
 
@@ -75,8 +75,10 @@ class WebhookSender:
         self.secret = secret if secret is not None else secrets.token_hex(32).encode()
         self.rng = random.Random(world.seed + 15)
         self.started = world.now()
-        self.sent_keys: dict[tuple, float] = {}  # (kind, id, attempt, phase) -> when it happened
-        self.floor = self.started  # transitions at or before this are never due (sent, or before the start)
+        # Runs that existed when the hook was created are history: only their later transitions are delivered.
+        # Every run after that (arrivals, injected ones dated in the recent past) is delivered whole.
+        self.first_new_id = world.github._next_id + 1
+        self.sent_keys: set[tuple] = set()  # (kind, run id, job id or 0, attempt, phase)
         self._bodies: OrderedDict[str, Delivery] = OrderedDict()  # recent deliveries, for redelivery
         self.held: dict[tuple[int, int], list[Delivery]] = {}  # in_progress held back until the run completes
         self.redeliveries: list[tuple[float, Delivery]] = []
@@ -92,23 +94,29 @@ class WebhookSender:
 
     # -- what is due
     def due(self, now: float) -> list[tuple[float, str, str, object, object, tuple]]:
-        """(time, event, action, run, job) for every transition in (start, now] not yet sent, oldest first."""
+        """(time, event, action, run, job, key) for every transition up to now not yet sent, oldest first."""
         gh = self.world.github
-        out = []
+        out, done = [], set()
         with self.world.lock:
             runs = [r for rs in gh.runs.values() for r in rs] + list(gh.past_attempts.values())
             for r in runs:
-                if r.finished <= self.floor or r.created > now:
+                if r.finished < now - FORGET_AFTER:
+                    done.add(r.id)  # nothing can happen to it any more (a re-run moves `finished` ahead)
                     continue
+                if r.created > now:
+                    continue
+                new = r.id >= self.first_new_id
                 for t, action in ((r.created, "requested"), (r.started, "in_progress"), (r.finished, "completed")):
-                    key = ("run", r.id, r.attempt, action)
-                    if self.floor < t <= now and key not in self.sent_keys:
+                    key = ("run", r.id, 0, r.attempt, action)
+                    if t <= now and (new or t > self.started) and key not in self.sent_keys:
                         out.append((t, "workflow_run", action, r, None, key))
                 for j in r.jobs:
                     for t, action in ((j.created, "queued"), (j.started, "in_progress"), (j.completed, "completed")):
-                        key = ("job", j.id, r.attempt, action)
-                        if self.floor < t <= now and key not in self.sent_keys:
+                        key = ("job", r.id, j.id, r.attempt, action)
+                        if t <= now and (new or t > self.started) and key not in self.sent_keys:
                             out.append((t, "workflow_job", action, r, j, key))
+            if done:  # bounded memory: forget what was sent for runs long finished
+                self.sent_keys = {k for k in self.sent_keys if k[1] not in done}
         out.sort(key=lambda x: (x[0], x[5][0] == "run", x[5]))
         return out
 
@@ -175,7 +183,7 @@ class WebhookSender:
         now = self.world.now()
         n = 0
         for t, event, action, run, job, key in self.due(now):
-            self.sent_keys[key] = t
+            self.sent_keys.add(key)
             d = self.delivery(event, self.payload(event, action, run, job, t))
             rk = (run.id, run.attempt)
             if event == "workflow_run" and action == "in_progress" and run.finished > now \
@@ -197,10 +205,6 @@ class WebhookSender:
         for _, d in wall_due:
             self.send(d, redelivery=True)
             n += 1
-        if now - FORGET_AFTER > self.floor:
-            self.floor = now - FORGET_AFTER
-            for key in [k for k, t in self.sent_keys.items() if t <= self.floor]:
-                del self.sent_keys[key]
         return n
 
     # -- the control API
