@@ -83,7 +83,7 @@ def sim(n, *extra):
     wait(lambda: get(url + "/healthz"))
     for plat in ("github", "vercel", "railway", "supabase"):
         req = urllib.request.Request(url + "/_control/ratelimit", data=json.dumps(
-            {"platform": plat, "limit": 10**7}).encode(), method="POST")
+            {"platform": plat, "limit": 10**6}).encode(), method="POST")
         urllib.request.urlopen(req).read()
     return s, url
 
