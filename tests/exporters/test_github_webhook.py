@@ -130,6 +130,12 @@ def test_forged_unsigned_and_oversized_deliveries_are_refused_and_never_processe
     wait_for(lambda: deliveries(exp, "bad_signature") == 2 and deliveries(exp, "too_large") == 1
              and deliveries(exp, "pong", "ping") == 1, 10, what="the refusals counted")
     assert counted(exp) == 0 and deliveries(exp, "counted") == 0
+    sim.inject("github", repo=REPO, count=1, conclusion="success", state="completed", duration=20)
+    wait_for(lambda: counted(exp) == 1, 10, what="a genuine delivery still counted")
+    assert sim.ctl("POST", "webhooks/github", {"kind": "redeliver"})["status"] == 200
+    wait_for(lambda: deliveries(exp, "redelivery") + deliveries(exp, "redelivery", "workflow_job") == 1, 10,
+             what="GitHub's redelivery acknowledged")
+    assert counted(exp) == 1
     lines = [ln for ln in exp.log_lines() if "refused" in ln.get("msg", "")]
     assert lines and all(ln["level"] == "warning" for ln in lines)
     secret = (procs.tmp / "webhook-secret").read_text()
