@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from lib import (Board, P, L, T, PanelSpec as S, Th, dash_url, explore_url, runbook_links, th_alert, th_floor,
                  th_static)
+from boards_cost import platform_costs
+from markers import deploy_markers
 from rules import Rules, Step
 
 SE = 'service=~"$service", environment=~"$environment"'
@@ -21,12 +23,6 @@ def _slo_step(rules: Rules, sloth_id: str, alert: str, budget: bool = False) -> 
     obj = rules.slo_objectives()[sloth_id]
     return Step(f"{alert} ({sloth_id})", "high", round(1 - obj, 10) if budget else obj, ">" if budget else "<",
                 rules.runbook(alert))
-
-
-def _deploys(b: Board) -> Board:
-    """Deployment windows (the DeploymentInProgress alert) as annotations on every graph."""
-    return b.annotate("Deployments", 'ALERTS{alertname="DeploymentInProgress", alertstate="firing", '
-                      'service=~"$service"}', "blue", "{{service}} deploying")
 
 
 LLM_P95 = "service_environment_operation_model:gen_ai_client_operation_duration_seconds:p95_rate5m"
@@ -62,7 +58,7 @@ def system_health(r: Rules) -> Board:
                "Which alerts are firing or pending?"],
               ["obs-stack", "overview"], refresh="30s")
     _app_vars(b)
-    _deploys(b)
+    deploy_markers(b, "service")
     b.link("API Performance", dash_url("obs-api")).link("SLOs and Error Budgets", dash_url("obs-slo"))
     b.link("Logs in Explore", explore_url("loki", LOKI_SEL))
     err5 = r.steps("APIHighErrorRate", "service_environment:http_requests:error_ratio_rate5m")
@@ -165,7 +161,7 @@ def api_performance(r: Rules) -> Board:
                "Are the database, the LLM provider, the queue or logins the cause?"],
               ["obs-stack", "api"], datasources=("prometheus", "loki", "tempo"))
     _app_vars(b)
-    _deploys(b)
+    deploy_markers(b, "service")
     b.var("endpoint", "Endpoint", 'http_requests_total{service=~"$service", environment=~"$environment"}',
           description="Route template (`endpoint` label).")
     F = SE + ', endpoint=~"$endpoint"'
@@ -324,15 +320,19 @@ def cost(r: Rules) -> Board:
     used = Step("DailySpendOverBudget", r.severity("DailySpendOverBudget"), 1.0, ">", r.runbook("DailySpendOverBudget"))
     tok = Step("LLMTokenBudgetExceeded", r.severity("LLMTokenBudgetExceeded"), tokens, ">", r.runbook("LLMTokenBudgetExceeded"))
     b = Board(r, "obs-cost", "Cost and Tokens", "Applications",
-              "LLM/API spend against the daily budget (prometheus/rules/budgets.yml), where it goes by model and "
-              "operation, token use, and the Railway bill estimate.",
-              ["Are we within today's spend and token budgets, and where will the day end at this rate?",
+              "One cost view: Railway, GitHub Actions, Vercel and LLM/API spend this month, side by side and in "
+              "total, with the month-end projection, against the budgets (prometheus/rules/budgets.yml); then "
+              "LLM/API spend against its daily budget, where it goes by model and operation, and token use.",
+              ["What have Railway, GitHub Actions, Vercel and the LLM calls cost this month, and where will the "
+               "month end against the budgets?",
+               "Are we within today's spend and token budgets, and where will the day end at this rate?",
                "Which models and operations cost the most, per request and per token?"],
               ["obs-stack", "cost"], refresh="5m", time_from="now-24h")
     _app_vars(b, "api_cost_usd_total")
     b.var("model", "Model", 'api_cost_usd_total{service=~"$service"}', description="LLM model.")
     F = SE + ', model=~"$model"'
-    b.row("Spend against budget")
+    platform_costs(r, b)
+    b.row("LLM/API spend against the daily budget")
     b.add(
         S("stat", "Spend, last 24 h", f"LLM/API spend over the last 24 hours (all services); red above the "
           f"daily budget (${budget:g}, DailySpendOverBudget).", "currencyUSD",
@@ -352,7 +352,7 @@ def cost(r: Rules) -> Board:
           [P("sum(increase(llm_tokens_total[24h]))", "tokens", instant=True)], th_alert([tok]),
           runbook_links([tok]), w=6, h=5),
     )
-    b.row("Where the money goes")
+    b.row("LLM/API: where the money goes")
     b.add(
         S("timeseries", "Spend rate by model ($/hour)", "Dollars per hour per model.", "currencyUSD",
           [P(f"sum by (model) (rate(api_cost_usd_total{{{F}}}[$__rate_interval])) * 3600", "{{model}}")],
@@ -366,12 +366,9 @@ def cost(r: Rules) -> Board:
           "currencyUSD",
           [P(f"sum(rate(api_cost_usd_total{{{F}}}[$__rate_interval])) / "
              f'sum(rate(http_requests_total{{{SE}, endpoint="/api/chat", status_code=~"2.."}}[$__rate_interval]))',
-             "$ per chat")]),
-        S("stat", "Railway estimated bill", "Railway's estimate of each project's bill for the current billing "
-          "period (Railway bridge).", "currencyUSD",
-          [P("sum by (project) (railway_estimated_cost_dollars)", "{{project}}", instant=True)]),
+             "$ per chat")], w=24),
     )
-    b.row("Tokens")
+    b.row("LLM tokens")
     b.add(
         S("timeseries", "Tokens per second by model and type", "Input and output tokens per second.",
           "suffix: tok/s",
@@ -466,6 +463,7 @@ def slos(r: Rules) -> Board:
     b.var("slo", "SLO", "slo:objective:ratio", "sloth_id", description="SLO id (sloth_id).")
     b.var("service", "Service", 'slo:sli_error:ratio_rate5m{sloth_id=~"$slo"}',
           description="The app's `service` label on the SLI series.")
+    deploy_markers(b, "service")
     # One step per burn-rate factor of the reference SLO alert (the same factors serve every SLO).
     factors = {}
     for s in r.burn_steps("SLOAvailabilityBudgetBurn"):

@@ -4,6 +4,7 @@ Stack Self-Monitoring. Metric names: exporters/ (obs_bridges) and the components
 from __future__ import annotations
 
 from lib import Board, P, PanelSpec as S, dash_url, runbook_links, th_alert, th_floor, th_static
+from markers import deploy_markers
 from rules import Rules, Step
 
 UP_MAP = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
@@ -35,21 +36,6 @@ def _ratelimit_panel(platform_re: str, job_re: str, step: list[Step], w: int = 1
              th_floor(step[0].value, step[0]), runbook_links(step), w=w, minv=0, maxv=1)
 
 
-def _deploy_annotations(b: Board) -> Board:
-    b.annotate("Deployments in progress", 'ALERTS{alertname="DeploymentInProgress", alertstate="firing", '
-               'service=~"$service"}', "blue", "{{service}} deploying")
-    b.annotate("Railway deploys", 'max by (project, service, environment) (railway_deployment_status{status=~'
-               '"BUILDING|DEPLOYING", service=~"$service"}) == 1', "purple",
-               "Railway {{service}} ({{environment}}) deploying")
-    b.annotate("Vercel builds", 'max by (project, target) (vercel_latest_deployment_state{state="BUILDING", '
-               'project=~"$service"}) == 1', "orange", "Vercel {{project}} ({{target}}) building")
-    b.annotate("Failed deployments", 'max by (project, service, environment) (railway_deployment_status{status=~'
-               '"FAILED|CRASHED", service=~"$service"}) == 1 or label_replace(max by (project, target) '
-               '(vercel_latest_deployment_state{state="ERROR", project=~"$service"}) == 1, "service", "$1", '
-               '"project", "(.+)")', "red", "{{service}} deployment failed")
-    return b
-
-
 def deployments(r: Rules) -> Board:
     b = Board(r, "obs-deployments", "Deployment Health", "Platforms",
               "CI/CD across Railway, Vercel and GitHub Actions: success against the deployment SLO, what is "
@@ -63,10 +49,8 @@ def deployments(r: Rules) -> Board:
                       "`var-service=<project>`).")
     b.var("environment", "Railway environment", 'railway_deployment_status{service=~"$service"}')
     b.var("repo", "Repository", "github_actions_workflow_last_conclusion", description="GitHub repository.")
-    _deploy_annotations(b)
-    b.annotate("Deploy workflows finished", 'sum by (repo, workflow, conclusion) (increase('
-               'github_actions_workflow_runs_total{repo=~"$repo", workflow=~"(?i).*(deploy|release).*"}'
-               '[$__rate_interval])) > 0', "green", "{{repo}} {{workflow}}: {{conclusion}}")
+    # Vercel panels read $service as the project; GitHub's filter is $repo.
+    deploy_markers(b, "service", railway={"environment": "environment"}, github={"service": "repo"})
     slo = r.slo_objectives()["deployments-deployment-success"]
     slo_step = Step("SLODeploymentSuccessBudgetBurn", "high", slo, "<", r.runbook("SLODeploymentSuccessBudgetBurn"))
     gh = r.steps("GitHubWorkflowFailureRateHigh")
@@ -153,9 +137,7 @@ def railway(r: Rules) -> Board:
     b.var("project", "Project", "railway_service_cpu_usage_cores")
     b.var("environment", "Environment", 'railway_service_cpu_usage_cores{project=~"$project"}')
     b.var("service", "Service", 'railway_service_cpu_usage_cores{project=~"$project", environment=~"$environment"}')
-    b.annotate("Railway deploys", 'max by (project, service, environment) (railway_deployment_status{status=~'
-               '"BUILDING|DEPLOYING", service=~"$service"}) == 1', "purple",
-               "{{service}} ({{environment}}) deploying")
+    deploy_markers(b, "service", railway={"project": "project", "environment": "environment"})
     F = 'project=~"$project", environment=~"$environment", service=~"$service"'
     BY = "max by (project, environment, service)"
     cpu, mem = r.steps("RailwayCPUSaturated"), r.steps("RailwayMemorySaturated")
@@ -223,8 +205,7 @@ def vercel(r: Rules) -> Board:
               ["obs-stack", "vercel", "platform"], time_from="now-24h")
     b.var("project", "Project", "vercel_latest_deployment_state")
     b.var("target", "Target", 'vercel_latest_deployment_state{project=~"$project"}')
-    b.annotate("Vercel builds", 'max by (project, target) (vercel_latest_deployment_state{state="BUILDING", '
-               'project=~"$project"}) == 1', "orange", "{{project}} ({{target}}) building")
+    deploy_markers(b, "project", vercel={"environment": "target"})  # a Vercel project is a service
     F = 'project=~"$project", target=~"$target"'
     fail = r.steps("VercelDeploymentFailed")
     slo = r.slo_objectives()["deployments-deployment-success"]
@@ -271,9 +252,7 @@ def github(r: Rules) -> Board:
               ["obs-stack", "github", "platform"], time_from="now-24h")
     b.var("repo", "Repository", "github_actions_workflow_last_conclusion")
     b.var("workflow", "Workflow", 'github_actions_workflow_last_conclusion{repo=~"$repo"}')
-    b.annotate("Deploy workflows finished", 'sum by (repo, workflow, conclusion) (increase('
-               'github_actions_workflow_runs_total{repo=~"$repo", workflow=~"(?i).*(deploy|release).*"}'
-               '[$__rate_interval])) > 0', "green", "{{repo}} {{workflow}}: {{conclusion}}")
+    deploy_markers(b, "repo", github={"workflow": "workflow"})  # a repository is the service of its runs
     F = 'repo=~"$repo", workflow=~"$workflow"'
     gh = r.steps("GitHubWorkflowFailureRateHigh")
     b.row("Now")
@@ -402,6 +381,28 @@ def exporters(r: Rules) -> Board:
         S("table", "Mode and version", "demo = the built-in simulator (no token set); live = the real API.",
           "none", [P(f'max by (job, mode, version) ({{__name__=~"{BRIDGES}_exporter_info", {J}}})', instant=True,
                      fmt="table")], w=24, h=6),
+    )
+    refused = r.steps_if_defined("GitHubWebhookDeliveriesRefused")
+    b.row("GitHub webhooks")
+    b.add(
+        S("timeseries", "Webhook deliveries by result", "Requests to the GitHub bridge's receiver per second: "
+          "counted, duplicate (the poller was first), redelivery, stale (out of order), and the refusals "
+          "(bad_signature, too_large, rate_limited ...); GitHubWebhookDeliveriesRefused fires on refusals while "
+          "nothing verifies.", "reqps",
+          [P(f"sum by (event, result) (rate(github_webhook_deliveries_total{{{J}}}[$__rate_interval]))",
+             "{{event}} {{result}}")], links=runbook_links(refused)),
+        S("timeseries", "Since the last verified delivery", "Seconds since a delivery with a valid signature arrived "
+          "(a quiet organisation has long gaps; refusals beside a growing gap mean the secrets differ).", "s",
+          [P(f"time() - max by (job) (github_webhook_last_delivery_timestamp_seconds{{{J}}})", "{{job}}")],
+          links=runbook_links(refused)),
+        S("timeseries", "Delivery lag", "GitHub's delay: a completed run's updated_at to its delivery's arrival, "
+          "p50 and p95.", "s",
+          [P(f"histogram_quantile({q}, sum by (le) (rate(github_webhook_delivery_lag_seconds_bucket{{{J}}}"
+             "[$__rate_interval])))", f"p{int(q * 100)}") for q in (0.5, 0.95)]),
+        S("timeseries", "Repositories on webhooks", "Repositories whose deliveries arrive (polled only every "
+          "GITHUB_RECONCILE_INTERVAL_SECONDS), of all repositories polled.", "none",
+          [P(f"max by (job) (github_webhook_repositories{{{J}}})", "on webhooks"),
+           P(f"max by (job) (github_actions_repositories{{{J}}})", "polled")]),
     )
     return b
 

@@ -41,6 +41,43 @@ One line per dashboard, with the questions it answers:
 """
 
 DOC_TAIL = """
+## Deploy markers
+
+System Health, API Performance, SLOs and Error Budgets, Deployment Health, Railway, Vercel and GitHub
+Actions carry the same three annotations (`grafana/dashboards_src/markers.py`), each one a switch at the
+top of the dashboard:
+
+| annotation | colour | what it marks |
+| --- | --- | --- |
+| Deployments succeeded | green | one marker per finished deployment that succeeded: Railway `SUCCESS`, Vercel `READY`, a GitHub deploy workflow (name containing deploy or release) concluding `success` |
+| Deployments failed | red | one marker per failed one: Railway `FAILED` or `CRASHED`, Vercel `ERROR`, a deploy workflow concluding `failure`, `timed_out` or `startup_failure` |
+| Deploy windows | blue | a band while DeploymentInProgress fires: a Railway or Vercel build, and 10 minutes after it settles (Alertmanager holds the service's medium and low alerts meanwhile) |
+
+A marker's title is `Deployed <service> (<environment>)` or `Deploy <status>: <service> (<environment>)`,
+its text says where it comes from (Railway project, Vercel project, GitHub workflow and branch), its tags
+are the platform, environment and status. Service is the Railway service, the Vercel project or the GitHub
+repository (the `service` the alerts set); environment is the Railway environment, the Vercel target, or
+for GitHub `production` when the run was on `main` or `master`, else the bridge's branch label (the names in
+`GITHUB_BRANCHES`, every other branch `other`): the runs API names no deployment environment. Cancelled,
+skipped and removed deployments get no marker.
+
+The markers read `obs:deployment_finished:timestamp_seconds` (`prometheus/rules/deploy-markers.yml`),
+whose value is when the latest deployment of that platform, service, environment and status finished, with
+Grafana's *series value as timestamp*: equal values over the query's steps are one marker, the next
+deployment is a new value, hence a new marker at its own time (never a band per scrape step). The time is
+Vercel's `ready` where the API gives it, else the bridge poll that first saw the deployment finished (at
+most one poll interval late, 60 s by default). GitHub's bridge exports counters only: a run's time is the
+first 15 s step at which Prometheus sees it counted (15 to 30 s after the bridge counted it), and deploy
+runs of one workflow, branch and conclusion less than a minute apart are one marker, as are deployments of
+one service, environment and status counted in the same poll. Markers closer than the query's step merge
+into one short region: the step is 15 s, and Grafana raises it for long ranges (the range divided by the
+panel width). Nothing is written to Grafana's API.
+
+Filters: the dashboard's service variable (`service`, or the Vercel `project`, or the GitHub `repo`) filters
+every platform's markers; its platform variables (Railway project and environment, Vercel target, GitHub
+workflow) filter that platform's. On All a filter matches every marker. App dashboards filter by service
+only: app environments (`prod`, `beta`) are not the platforms' environment names.
+
 ## Regenerate and test
 
     pip install -r grafana/dashboards_src/requirements.txt   # scripts/test does this in .venv
@@ -51,10 +88,12 @@ DOC_TAIL = """
 files (and editing a copy of the rules changes the panels); a lint of every dashboard (datasource variables
 on every panel and query, title, description and unit, `$__rate_interval` in rates, counters only inside
 `rate()`/`increase()`, every variable defined, every PromQL query parsed by the pinned promtool, runbook and
-dashboard links resolve); and every PromQL and LogQL panel query run against the native stack (real
-Prometheus, Loki, collector, Alertmanager with the shipped configs) fed by the demo app, its load
-generator and the four bridges on the API simulator. A failure names the dashboard and the panel. The few
-queries that are empty on healthy demo data are listed with their reason in
+dashboard links resolve, the deploy-marker set on the seven dashboards above); and every PromQL and LogQL
+panel query run against the native stack (real Prometheus, Loki, collector, Alertmanager with the shipped
+configs) fed by the demo app, its load generator and the four bridges on the API simulator; every annotation
+query runs too, and the deploy markers must show the simulated deployments of every platform, success and
+failure, at their times and filtered by the variables (`test_markers_live.py`). A failure names the
+dashboard and the panel. The few queries that are empty on healthy demo data are listed with their reason in
 `tests/dashboards/test_queries_live.py` (`ALLOWED_EMPTY`). TraceQL panels skip: Tempo has no native
 binary here.
 

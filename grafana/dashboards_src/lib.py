@@ -245,6 +245,18 @@ def build_panel(spec: PanelSpec, pid: int):
 
 
 # ---------------------------------------------------------------------------------------------- board
+@dataclass(frozen=True)
+class Annotation:
+    name: str
+    expr: str
+    colour: str
+    title: str
+    text: str = ""
+    tags: str = ""
+    value_is_time: bool = False
+    step: str = "60s"
+
+
 class Board:
     """One dashboard: metadata, variables, rows of PanelSpecs; `build()` gives the provisioned JSON."""
 
@@ -259,7 +271,7 @@ class Board:
         self.variables: list = []
         self.variable_queries: dict[str, str] = {}   # name -> label_values(...) for the tests
         self.items: list[tuple[str, object]] = []   # ("row", title) | ("panel", PanelSpec)
-        self.annotations: list[tuple[str, str, str, str]] = []   # name, expr, colour, title format
+        self.annotations: list[Annotation] = []
         self.links: list[tuple[str, str]] = []
 
     # variables -----------------------------------------------------------------------------
@@ -284,8 +296,13 @@ class Board:
             self.items.append(("panel", s))
         return self
 
-    def annotate(self, name: str, expr: str, colour: str, title: str):
-        self.annotations.append((name, " ".join(expr.split()), colour, title))
+    def annotate(self, name: str, expr: str, colour: str, title: str, text: str = "", tags: str = "",
+                 value_is_time: bool = False, step: str = "60s"):
+        """A Prometheus annotation query. value_is_time: Grafana's "series value as timestamp" (the value is
+        the event's time in ms; each distinct value is one marker); else a band wherever the value is > 0.
+        Events closer than `step` (or the step Grafana picks for a long range) merge into one region."""
+        self.annotations.append(Annotation(name, " ".join(expr.split()), colour, title, text, tags, value_is_time,
+                                           step))
         return self
 
     def link(self, title: str, url: str):
@@ -305,9 +322,9 @@ class Board:
                    .current(dm.VariableOption(selected=True, text=DS_DEFAULT[k].capitalize(), value=DS_DEFAULT[k]))
                    for k in self.datasources]
         d = d.variables(ds_vars + self.variables)
-        for name, expr, colour, _title in self.annotations:
-            d = d.annotation(db.AnnotationQuery().name(name).datasource(ds("prometheus")).enable(True)
-                             .icon_color(colour).expr(expr).target(db.AnnotationTarget()))
+        for a in self.annotations:
+            d = d.annotation(db.AnnotationQuery().name(a.name).datasource(ds("prometheus")).enable(True)
+                             .icon_color(a.colour).expr(a.expr).target(db.AnnotationTarget()))
         links = [db.DashboardLink("Dashboards").type(dm.DashboardLinkType.DASHBOARDS).tags(["obs-stack"])
                  .as_dropdown(True).include_vars(True).keep_time(True)]
         links += [db.DashboardLink(t).type(dm.DashboardLinkType.LINK).url(u).target_blank(True).icon("doc")
@@ -341,13 +358,17 @@ class Board:
         return raw
 
     def _post(self, raw: dict) -> None:
-        """What the SDK leaves out: annotation step/title of Prometheus annotations, the built-in
-        annotations (alerts and deploy markers from Grafana itself), and graph thresholds styles."""
+        """What the SDK leaves out: the options of Prometheus annotations (Grafana's Prometheus annotation
+        editor: step, title, text, tag keys, series value as timestamp) and the built-in annotations."""
         anns = raw.setdefault("annotations", {}).setdefault("list", [])
-        for a, (_, _, _, title) in zip(anns, self.annotations, strict=False):
-            a["step"] = "60s"
-            a["titleFormat"] = title
-            a["useValueForTime"] = False
+        for a, spec in zip(anns, self.annotations, strict=True):
+            a["step"] = spec.step
+            a["titleFormat"] = spec.title
+            if spec.text:
+                a["textFormat"] = spec.text
+            if spec.tags:
+                a["tagKeys"] = spec.tags
+            a["useValueForTime"] = spec.value_is_time
             a.pop("target", None)
         anns.insert(0, {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                         "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",

@@ -263,3 +263,89 @@ def test_links_resolve():
             if m and m.group(1) not in DASHBOARDS:
                 problems.append(f"{uid}: link {link['title']!r} -> no dashboard {m.group(1)}")
     assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------------------------- deploy markers
+# Issue 15: every dashboard where a deployment explains the graphs carries the one marker set
+# (grafana/dashboards_src/markers.py), with the board's own filters (var -> label, per platform).
+MARKER_FAMILY = "obs:deployment_finished:timestamp_seconds"
+MARKER_BOARDS = {
+    "obs-system": {p: {"service": "service"} for p in ("railway", "vercel", "github")},
+    "obs-api": {p: {"service": "service"} for p in ("railway", "vercel", "github")},
+    "obs-slo": {p: {"service": "service"} for p in ("railway", "vercel", "github")},
+    "obs-deployments": {"railway": {"service": "service", "environment": "environment"},
+                        "vercel": {"service": "service"}, "github": {"service": "repo"}},
+    "obs-railway": {"railway": {"service": "service", "project": "project", "environment": "environment"},
+                    "vercel": {"service": "service"}, "github": {"service": "service"}},
+    "obs-vercel": {"railway": {"service": "project"}, "vercel": {"service": "project", "environment": "target"},
+                   "github": {"service": "project"}},
+    "obs-github": {"railway": {"service": "repo"}, "vercel": {"service": "repo"},
+                   "github": {"service": "repo", "workflow": "workflow"}},
+}
+MARKERS = {"Deployments succeeded": ("success", "green"), "Deployments failed": ("failure", "red")}
+
+
+def _marker_selectors(expr: str) -> dict[str, dict[str, str]]:
+    """platform -> {label: value or $var} of each family selector in a marker query; a selector without a
+    platform matcher stands for all three."""
+    out = {}
+    for body in re.findall(re.escape(MARKER_FAMILY) + r"\{([^}]*)\}", expr):
+        m = dict(re.findall(r'(\w+)=~?"([^"]*)"', body))
+        for p in [m.pop("platform")] if "platform" in m else ["railway", "vercel", "github"]:
+            assert p not in out, f"platform {p} twice in {expr}"
+            out[p] = dict(m)
+    return out
+
+
+def test_marker_selector_parser():
+    sel = _marker_selectors(f'1000 * ({MARKER_FAMILY}{{outcome="failure", service=~"$s"}})')
+    assert sel == {p: {"outcome": "failure", "service": "$s"} for p in ("railway", "vercel", "github")}
+    sel = _marker_selectors(f'1000 * ({MARKER_FAMILY}{{outcome="success", platform="github", service=~"$repo"}})')
+    assert sel == {"github": {"outcome": "success", "service": "$repo"}}
+
+
+@pytest.mark.parametrize("uid", sorted(MARKER_BOARDS))
+def test_deploy_markers(uid):
+    """Success and failure markers of every platform, each on its own switch and colour (failed = red), one
+    marker per deployment (the series value is the time), filtered by the board's variables only."""
+    anns = {a["name"]: a for a in DASHBOARDS[uid]["annotations"]["list"] if not a.get("builtIn")}
+    for name, (outcome, colour) in MARKERS.items():
+        a = anns.get(name)
+        assert a, f"{uid}: no {name!r} annotation"
+        assert a["enable"] and not a["hide"] and a["iconColor"] == colour, f"{uid} / {name}"
+        assert a["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert a["useValueForTime"] is True and a["step"] == "15s", f"{uid} / {name}: one marker per deployment"
+        assert re.fullmatch(r"1000 \* \(.*\)", a["expr"]), f"{uid} / {name}: milliseconds, as Grafana reads them"
+        sel = _marker_selectors(a["expr"])
+        assert set(sel) == {"railway", "vercel", "github"}, f"{uid} / {name}: platforms {set(sel)}"
+        for p, m in sel.items():
+            assert m.pop("outcome") == outcome, f"{uid} / {name}: {p} outcome"
+            want = {label: f"${var}" for label, var in MARKER_BOARDS[uid][p].items()}
+            assert m == want, f"{uid} / {name}: {p} filtered by {m}, expected {want}"
+        assert all(f"{{{{{k}}}}}" in a["titleFormat"] + a["textFormat"] for k in ("service", "environment", "detail"))
+        assert a["tagKeys"] == "platform,environment,status"
+    assert "{{status}}" in anns["Deployments failed"]["titleFormat"]
+    window = anns.get("Deploy windows")
+    assert window and window["iconColor"] == "blue" and window["useValueForTime"] is False
+    assert 'alertname="DeploymentInProgress"' in window["expr"]
+    assert f'service=~"${MARKER_BOARDS[uid]["railway"]["service"]}"' in window["expr"]
+    # nothing else: the old per-platform bands (building, failed-while-latest, workflow increase) are gone
+    assert set(anns) == set(MARKERS) | {"Deploy windows"}, f"{uid}: {sorted(anns)}"
+
+
+def test_marker_titles_are_the_same_everywhere():
+    seen = {}
+    for uid in MARKER_BOARDS:
+        for a in DASHBOARDS[uid]["annotations"]["list"]:
+            if a["name"] in MARKERS:
+                seen.setdefault(a["name"], set()).add((a["titleFormat"], a["textFormat"], a["tagKeys"]))
+    assert all(len(v) == 1 for v in seen.values()) and len(seen) == 2, seen
+
+
+def test_deployments_are_drawn_by_the_marker_set_only():
+    """No dashboard has a deployment annotation of its own (a second, different marker for one deployment)."""
+    own = re.compile(r"deployment|DeploymentInProgress|workflow_runs|vercel_latest|railway_deployment")
+    for uid, d in DASHBOARDS.items():
+        for a in d["annotations"]["list"]:
+            if not a.get("builtIn") and own.search(a["expr"]):
+                assert uid in MARKER_BOARDS and a["name"] in set(MARKERS) | {"Deploy windows"}, f"{uid} / {a['name']}"

@@ -195,3 +195,18 @@ def test_the_reconciliation_interval_cannot_outgrow_the_look_back():
         exporter(FakeClock(), GITHUB_LOOKBACK_SECONDS="1800", GITHUB_RECONCILE_INTERVAL_SECONDS="3600")
     exp = exporter(FakeClock(), GITHUB_LOOKBACK_SECONDS="1800")
     assert exp.cfg.reconcile_interval == 1800
+
+
+def test_the_finish_time_of_the_latest_counted_run_per_workflow_branch_and_conclusion():
+    clock = FakeClock()
+    exp = exporter(clock)
+    assert exp.delivered_run(REPO, run(1, created=T0 - 500)) == "seeded"
+    assert exp.ledger.finish_times() == [], "history sets no marker"
+    seeded(exp)
+    exp.delivered_run(REPO, run(2, created=T0 + 100, dur=30))
+    poll(exp, [run(3, created=T0 + 10, dur=30)])  # counted later, finished earlier: the time never moves back
+    exp.delivered_run(REPO, run(4, created=T0 + 50, conclusion="failure"))
+    assert exp.ledger.finish_times() == [((REPO, "CI", "main", "failure"), T0 + 81),
+                                         ((REPO, "CI", "main", "success"), T0 + 131)]
+    assert exp.registry.get_sample_value("github_actions_workflow_run_finished_timestamp_seconds", {
+        "repo": REPO, "workflow": "CI", "branch": "main", "conclusion": "success"}) == T0 + 131

@@ -54,6 +54,9 @@ class GithubSettings:
     # ``webhook_trust`` seconds is polled only every ``reconcile_interval`` (missed deliveries, downtime).
     reconcile_interval: float = 3600.0
     webhook_trust: float = 86400.0
+    # Billing usage (github_billing.py): these organizations, every ``billing_interval`` seconds (none: off).
+    billing_orgs: tuple[str, ...] = ()
+    billing_interval: float = 600.0
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -73,6 +76,9 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         raise config.ConfigError("GITHUB_REPOSITORIES is empty: list owner/repo entries or organizations "
                                  "to discover, comma-separated (e.g. GITHUB_REPOSITORIES=my-org,other/repo)")
     lookback = config.env_float(env, "GITHUB_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400)
+    billing = list(dict.fromkeys(config.env_list(env, "GITHUB_BILLING_ORGANIZATIONS") or orgs))
+    if any(not _OWNER_RE.match(o) or "/" in o for o in billing):
+        raise config.ConfigError(f"GITHUB_BILLING_ORGANIZATIONS: organization names only, got {billing!r}")
     c.platform_settings = GithubSettings(
         repos=tuple(repos),
         orgs=tuple(orgs),
@@ -87,6 +93,8 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         max_tracked_runs=config.env_int(env, "GITHUB_MAX_TRACKED_RUNS", 50, 0, 10000),
         reconcile_interval=config.env_float(env, "GITHUB_RECONCILE_INTERVAL_SECONDS", min(3600.0, lookback), 1, 86400),
         webhook_trust=config.env_float(env, "GITHUB_WEBHOOK_TRUST_SECONDS", 86400.0, 1, 30 * 86400),
+        billing_orgs=tuple(billing) if config.env_bool(env, "GITHUB_BILLING", True) else (),
+        billing_interval=config.env_float(env, "GITHUB_BILLING_INTERVAL_SECONDS", 600.0, 60, 86400),
     )
     ps = c.platform_settings
     if ps.reconcile_interval > ps.lookback:
@@ -135,6 +143,8 @@ class GitHubExporter(core.Exporter):
         self.runs_client = self._client()
         self.meta_client = self._client()
         self.add_upstream(core.Upstream("metadata", cfg.meta_interval, self.poll_metadata))
+        from obs_bridges import github_billing  # imported next to its one use
+        github_billing.attach(self)
         self.add_upstream(core.Upstream("runs", cfg.interval, self.poll_runs, initial_delay=0.0))
 
     def _client(self) -> ApiClient:
@@ -346,6 +356,12 @@ class GitHubExporter(core.Exporter):
             "github_actions_workflow_last_conclusion", "Conclusion of the latest completed run of each "
             "workflow (1 on the current value, 0 on the others).", ["repo", "workflow"], "conclusion",
             CONCLUSIONS, self.ledger.conclusions())
+        fin = GaugeMetricFamily("github_actions_workflow_run_finished_timestamp_seconds",
+                                "When the latest counted run finished (updated_at), by workflow, branch and "
+                                "conclusion; the deploy markers' time.", labels=["repo", "workflow", "branch", "conclusion"])
+        for labels, ts in self.ledger.finish_times():
+            fin.add_metric(list(labels), ts)
+        yield fin
         yield GaugeMetricFamily("github_actions_repositories", "Repositories polled.", value=len(self.repos))
         now = self.clock()
         yield GaugeMetricFamily("github_webhook_repositories", "Repositories with a verified webhook delivery in the "

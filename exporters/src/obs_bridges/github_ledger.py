@@ -53,6 +53,9 @@ class RunLedger:
         # repository's entries (reconciliation); deliveries move single runs forward between polls.
         self.live: dict[str, dict[tuple[int, int], str]] = {}
         self.last_conclusion: dict[tuple[str, str], tuple[tuple[float, int], str]] = {}
+        # When the latest counted run of each (repo, workflow, branch label, conclusion) finished: the deploy
+        # markers' one point per run (never set from seeded history, never moved back).
+        self.finished: dict[tuple[str, str, str, str], float] = {}
         self._run_workflow: OrderedDict[int, str] = OrderedDict()
 
     # -- the poller
@@ -147,6 +150,10 @@ class RunLedger:
         with self.lock:
             return [(k, v[1]) for k, v in sorted(self.last_conclusion.items())]
 
+    def finish_times(self) -> list[tuple[tuple[str, str, str, str], float]]:
+        with self.lock:
+            return sorted(self.finished.items())
+
     # -- inside the lock
     def _conclusions(self, repo: str, runs: list[Run]) -> None:
         # created_at has whole seconds: the run id (increasing) breaks ties
@@ -163,9 +170,13 @@ class RunLedger:
     def _count(self, repo: str, r: Run) -> str:
         wf = self._workflow(repo, r)
         concl = r.conclusion or "unknown"
-        self.fam.runs_total.labels(repo, wf, r.event[:EVENT_LABEL_MAX], self._branch(r.branch), concl).inc()
+        branch = self._branch(r.branch)
+        self.fam.runs_total.labels(repo, wf, r.event[:EVENT_LABEL_MAX], branch, concl).inc()
         if r.started is not None and r.updated is not None and r.updated >= r.started:
             self.fam.run_duration.labels(repo, wf, concl).observe(r.updated - r.started)
+        done = r.updated if r.updated is not None else r.created
+        key = (repo, wf, branch, concl)
+        self.finished[key] = max(done, self.finished.get(key, done))
         return wf
 
     def _observe_job(self, repo: str, wf: str, j: Job) -> None:

@@ -34,6 +34,10 @@ EVENTS = ("workflow_run", "workflow_job", "ping")
 RESULTS = ("counted", "seeded", "duplicate", "redelivery", "updated", "stale", "ignored", "unknown_repo", "pong",
            "bad_signature", "malformed", "too_large", "rate_limited", "no_secret", "bad_request", "error")
 LAG_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800)
+# GitHub never retries a refused delivery, so the limit must pass its real bursts (a 256-job matrix is ~770
+# workflow_job deliveries in seconds) and only stop a sustained flood: 200/s on average, 10 s of it at once.
+DEFAULT_RPS = 200.0
+BURST_SECONDS = 10
 # Refusals are logged at most once per reason per this many seconds, with how many there were since.
 LOG_EVERY_SECONDS = 60.0
 
@@ -68,11 +72,11 @@ def load_settings(env: Mapping[str, str], common: config.Common) -> ReceiverSett
     if not secret.configured:
         raise config.ConfigError("the webhook receiver needs its secret: set GITHUB_WEBHOOK_SECRET_FILE to a file "
                                  "holding the secret entered in GitHub's webhook settings (or GITHUB_WEBHOOK_SECRET)")
-    rps = config.env_float(env, "GITHUB_WEBHOOK_MAX_REQUESTS_PER_SECOND", 50.0, 1, 10000)
+    rps = config.env_float(env, "GITHUB_WEBHOOK_MAX_REQUESTS_PER_SECOND", DEFAULT_RPS, 1, 10000)
     return ReceiverSettings(
         listen_addr=(env.get("GITHUB_WEBHOOK_LISTEN_ADDR") or "").strip() or common.listen_addr,
         port=config.env_int(env, "GITHUB_WEBHOOK_PORT", DEFAULT_PORT, 1, 65535),
-        secret=secret, max_rps=rps, burst=max(1, int(2 * rps)))
+        secret=secret, max_rps=rps, burst=max(1, int(BURST_SECONDS * rps)))
 
 
 class TokenBucket:

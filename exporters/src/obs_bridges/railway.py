@@ -105,6 +105,9 @@ class RailwayExporter(core.Exporter):
         self.env_project: dict[str, str] = {}
         self.seen = core.SeenSet(retention=2 * cfg.lookback)
         self.latest: dict[tuple[str, str, str], tuple[float, str]] = {}
+        # (project, environment, service, final status) -> when the latest such deployment was counted: the
+        # deploy markers' time (docs/dashboards.md, "Deploy markers")
+        self.finished: dict[tuple[str, str, str, str], float] = {}
         self.resources: dict[tuple[str, str, str, str], float] = {}
         self.cost: dict[str, float] = {}
         self.usage: dict[tuple[str, str], float] = {}
@@ -123,6 +126,8 @@ class RailwayExporter(core.Exporter):
         self.add_upstream(core.Upstream("deployments", cfg.interval, self.poll_deployments))
         self.add_upstream(core.Upstream("metrics", cfg.metrics_interval, self.poll_metrics))
         self.add_upstream(core.Upstream("usage", cfg.usage_interval, self.poll_usage))
+        from obs_bridges import railway_usage  # imported next to its one use
+        railway_usage.attach(self, estimated_cost)
 
     def _auth(self, kind: str | None = None) -> dict:
         tok = self.token()
@@ -268,9 +273,13 @@ class RailwayExporter(core.Exporter):
         start = now - self.cfg.lookback
         new = self.seen.process("all", ((i, d.status in FINAL, d.created) for i, (d, _) in by_id.items()
                                         if d.created >= start))
+        finished = dict(self.finished)  # replaced whole: collect() reads it from another thread
         for did in new:
             d, lb = by_id[did]
             self.deployments_total.labels(*lb, d.status).inc()
+            # the start of the poll that first saw it final (the API's deployments carry no finish time)
+            finished[(*lb, d.status)] = max(now, finished.get((*lb, d.status), 0.0))
+        self.finished = finished
         # each project's connection lists newest first
         self.latest = core.latest_per_key(self.latest, ((lb, d.created, d.status) for d, lb in by_id.values()))
         self.seen.prune(now)
@@ -334,6 +343,12 @@ class RailwayExporter(core.Exporter):
             "railway_deployment_status", "Status of the latest deployment per service and environment "
             "(1 on the current value, 0 on the others).", ["project", "environment", "service"], "status", STATUSES,
             ((k, v[1]) for k, v in sorted(self.latest.items())))
+        f = GaugeMetricFamily("railway_deployment_finished_timestamp_seconds", "When the latest deployment that "
+                              "reached this final status was counted (the poll that first saw it final), unix "
+                              "seconds.", labels=["project", "environment", "service", "status"])
+        for k, ts in sorted(self.finished.items()):
+            f.add_metric(list(k), ts)
+        yield f
         fams = {m: GaugeMetricFamily(n, d, labels=["project", "environment", "service"])
                 for m, (n, d) in MEASUREMENTS.items()}
         for (m, p, e, sv), v in sorted(self.resources.items()):

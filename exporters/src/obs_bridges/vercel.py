@@ -36,6 +36,9 @@ class VercelSettings:
     lookback: float
     limit: int
     max_pages: int
+    # Billing charges (vercel_usage.py): read every ``billing_interval`` seconds unless ``billing`` is off.
+    billing: bool = True
+    billing_interval: float = 600.0
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -50,6 +53,8 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         lookback=config.env_float(env, "VERCEL_LOOKBACK_SECONDS", 7200.0, 600, 30 * 86400),
         limit=config.env_int(env, "VERCEL_PAGE_LIMIT", 100, 1, 100),
         max_pages=config.env_int(env, "VERCEL_MAX_PAGES", 20, 1, 1000),
+        billing=config.env_bool(env, "VERCEL_BILLING", True),
+        billing_interval=config.env_float(env, "VERCEL_BILLING_INTERVAL_SECONDS", 600.0, 60, 86400),
     )
     return c
 
@@ -121,6 +126,9 @@ class VercelExporter(core.Exporter):
         self.seen = core.SeenSet(retention=2 * cfg.lookback)
         self.latest: dict[tuple[str, str], tuple[float, str]] = {}
         self.prod_ready: dict[str, float] = {}
+        # (project, target, final state) -> when the latest such deployment finished: the deploy markers' time
+        # (docs/dashboards.md, "Deploy markers")
+        self.finished: dict[tuple[str, str, str], float] = {}
         self.deployments_total = self.counter(
             "vercel_deployments", "Deployments that reached READY, ERROR or CANCELED, once per uid.",
             ["project", "target", "state"])
@@ -138,6 +146,8 @@ class VercelExporter(core.Exporter):
                                    **limits(settings), clock=clock)
         self.add_upstream(core.Upstream("projects", cfg.projects_interval, self.poll_projects))
         self.add_upstream(core.Upstream("deployments", cfg.interval, self.poll_deployments))
+        from obs_bridges import vercel_usage  # imported next to its one use
+        vercel_usage.attach(self)
 
     def _params(self, **kw) -> dict:
         if self.cfg.team_id:
@@ -200,13 +210,18 @@ class VercelExporter(core.Exporter):
                 if d.ready > self.prod_ready.get(name, 0):
                     self.prod_ready[name] = d.ready
         new = self.seen.process("all", ((u, d.state in FINAL, d.created) for u, (d, _) in by_uid.items()))
+        finished, now = dict(self.finished), self.clock()  # replaced whole: collect() reads it from another thread
         for uid in new:
             d, name = by_uid[uid]
             self.deployments_total.labels(name, d.target, d.state).inc()
+            # Vercel's own `ready` time where it gives one, else the poll that first saw it final; never back
+            ts = d.ready if d.ready is not None and d.ready >= d.created else now
+            finished[(name, d.target, d.state)] = max(ts, finished.get((name, d.target, d.state), 0.0))
             if d.building is not None and d.building >= d.created:
                 self.queue_duration.labels(name, d.target).observe(d.building - d.created)
             if d.state == "READY" and d.building is not None and d.ready is not None and d.ready >= d.building:
                 self.build_duration.labels(name, d.target).observe(d.ready - d.building)
+        self.finished = finished
         # deps are in the API's order (newest first, pages in turn)
         self.latest = core.latest_per_key(self.latest, (((n, d.target), d.created, d.state)
                                                         for d, n in by_uid.values()))
@@ -224,6 +239,12 @@ class VercelExporter(core.Exporter):
         for name, ts in sorted(self.prod_ready.items()):
             g.add_metric([name], ts)
         yield g
+        f = GaugeMetricFamily("vercel_deployment_finished_timestamp_seconds", "When the latest deployment that "
+                              "reached this final state finished: Vercel's ready time, else the poll that first saw "
+                              "it final (unix seconds).", labels=["project", "target", "state"])
+        for k, ts in sorted(self.finished.items()):
+            f.add_metric(list(k), ts)
+        yield f
         yield GaugeMetricFamily("vercel_projects", "Projects discovered (after the allow-list).",
                                 value=len(self.projects))
 

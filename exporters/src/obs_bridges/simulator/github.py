@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from obs_bridges.simulator import costs
 from obs_bridges.simulator.common import ApiRequest, Reply, iso, parse_iso, q1, qint
 from obs_bridges.simulator.faults import SimState
 
@@ -24,6 +25,8 @@ def handle(state: SimState, req: ApiRequest):
         return _repos(state, req, parts[1])
     if len(parts) >= 4 and parts[0] == "repos" and parts[3] == "actions":
         return _actions(state, req, f"{parts[1]}/{parts[2]}", parts[4:])
+    if len(parts) >= 4 and (parts[0] == "organizations" or parts[0] == "orgs" and parts[2] == "settings"):
+        return costs.github_billing(state, req, parts, tok)  # billing usage (and the retired endpoints: 410)
     raise Reply(404, {"message": "Not Found", "documentation_url": DOCS})
 
 

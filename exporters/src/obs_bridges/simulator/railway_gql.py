@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from obs_bridges.simulator.world import World
+from obs_bridges.simulator.world import World, costs
 
 SDL = """
 scalar DateTime
@@ -60,6 +60,7 @@ type MetricTags { deploymentId: String deploymentInstanceId: String environmentI
 type Metric { ts: Int! value: Float! }
 type MetricsResult { measurement: MetricMeasurement! tags: MetricTags! values: [Metric!]! }
 type EstimatedUsage { measurement: MetricMeasurement! estimatedValue: Float! projectId: String! }
+type AggregatedUsage { measurement: MetricMeasurement! value: Float! tags: MetricTags! }
 
 input DeploymentStatusInput { in: [DeploymentStatus!] notIn: [DeploymentStatus!] }
 input DeploymentListInput { projectId: String serviceId: String environmentId: String
@@ -79,6 +80,8 @@ type Query {
     environmentId: String, serviceId: String, sampleRateSeconds: Int, averagingWindowSeconds: Int,
     groupBy: [MetricTag!]): [MetricsResult!]!
   estimatedUsage(measurements: [MetricMeasurement!]!, projectId: String, workspaceId: String): [EstimatedUsage!]!
+  usage(measurements: [MetricMeasurement!]!, projectId: String, workspaceId: String, startDate: DateTime,
+    endDate: DateTime, groupBy: [MetricTag!], includeDeleted: Boolean): [AggregatedUsage!]!
 }
 """
 
@@ -259,6 +262,22 @@ class Root:
         pids = [projectId] if projectId else [p["id"] for p in self.w.railway.projects]
         return [{"measurement": m, "estimatedValue": self.w.railway.estimated(pid, m), "projectId": pid}
                 for pid in pids for m in measurements]
+
+    def usage(self, info, measurements, projectId=None, workspaceId=None, startDate=None, endDate=None,
+              groupBy=None, includeDeleted=None):
+        """The current billing period so far (world/costs.py); startDate/endDate are not modelled."""
+        self._auth(projectId)
+        pids = [projectId] if projectId else [p["id"] for p in self.w.railway.projects]
+        by_project = "PROJECT_ID" in (groupBy or [])
+        rows = {m: 0.0 for m in measurements}
+        out = []
+        for pid in pids:
+            for m in measurements:
+                v = costs.railway_to_date(self.w, pid, m, self.now)
+                if by_project:
+                    out.append({"measurement": m, "value": v, "tags": {"projectId": pid}})
+                rows[m] += v
+        return out if by_project else [{"measurement": m, "value": round(v, 6), "tags": {}} for m, v in rows.items()]
 
 
 def execute(world: World, scope: dict, body) -> dict:

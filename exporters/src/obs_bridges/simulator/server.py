@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from obs_bridges import log
 from obs_bridges.httpserver import make_http_server
-from obs_bridges.simulator import github, railway, supabase, vercel
+from obs_bridges.simulator import costs, github, railway, supabase, vercel
 from obs_bridges.simulator.args import add_world_args, world_from_args
 from obs_bridges.simulator.common import ApiRequest, Reply, auth_kind
 from obs_bridges.simulator.control import control
@@ -51,6 +51,7 @@ ROUTES = (
     Route("/github", "github", github.handle, etag=True,
           limited=(403, json.dumps({"message": "API rate limit exceeded for user.",
                                     "documentation_url": github.DOCS}).encode())),
+    Route("/vercel/v1/billing", "vercel", costs.vercel_charges, raw=True),  # JSON lines, not JSON
 )
 
 MAX_BODY = 10_000_000
@@ -59,8 +60,9 @@ MAX_CONNECTIONS = 128
 
 
 def route_for(path: str) -> tuple[Route | None, str]:
-    """The route of a request path and the path below its prefix ("/" for the prefix itself)."""
-    for r in ROUTES:
+    """The route of a request path and the path below its prefix ("/" for the prefix itself); the longest
+    prefix wins (/vercel/v1/billing before /vercel)."""
+    for r in sorted(ROUTES, key=lambda r: -len(r.prefix)):
         if path == r.prefix or path.startswith(r.prefix + "/"):
             return r, path[len(r.prefix):] or "/"
     return None, path
