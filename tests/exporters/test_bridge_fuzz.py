@@ -9,13 +9,7 @@ from hypothesis import strategies as st
 
 from obs_bridges import github, railway_api, supabase, vercel
 from obs_bridges.httpclient import ApiError, next_link, parse_retry_after
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**63, max_value=2**63) | st.floats(allow_nan=True)
-    | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=6),
-    max_leaves=30,
-)
+from tests.support.fuzz import json_values, mutated
 
 SAMPLES = {
     github.parse_runs: {"total_count": 1, "workflow_runs": [{
@@ -74,39 +68,13 @@ def test_parsers_survive_arbitrary_json(data):
         _call(fn, data)
 
 
-def _mutations(sample):
-    """Paths to every node of a sample, to replace one of them with fuzz."""
-    paths = []
-
-    def walk(node, path):
-        paths.append(path)
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, path + [k])
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, path + [i])
-    walk(sample, [])
-    return paths
-
-
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(which=st.integers(min_value=0, max_value=10**6), pick=st.integers(min_value=0, max_value=10**6),
        value=json_values)
 def test_parsers_survive_mutated_samples(which, pick, value):
     fns = list(SAMPLES)
     fn = fns[which % len(fns)]
-    sample = copy.deepcopy(SAMPLES[fn])
-    paths = _mutations(sample)
-    path = paths[pick % len(paths)]
-    if not path:
-        sample = value
-    else:
-        node = sample
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
-    _call(fn, sample)
+    _call(fn, mutated(SAMPLES[fn], pick, value))
 
 
 @given(st.text(max_size=200))

@@ -13,13 +13,8 @@ from hypothesis import strategies as st
 from obs_bridges import github_billing as gb
 from obs_bridges import railway_usage, vercel_usage
 from obs_bridges.parsing import NAME_LABEL_MAX, ParseError
+from tests.support.fuzz import json_values, mutated
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats(allow_nan=True)
-    | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=6),
-    max_leaves=30,
-)
 
 SUMMARY = {"timePeriod": {"year": 2026, "month": 11}, "organization": "acme", "usageItems": [
     {"product": "Actions", "sku": "actions_linux", "unitType": "minutes", "pricePerUnit": 0.008,
@@ -72,35 +67,10 @@ def test_parsers_survive_arbitrary_json(data):
         _check(name, data)
 
 
-def _paths(sample):
-    out = []
-
-    def walk(node, path):
-        out.append(path)
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, path + [k])
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, path + [i])
-    walk(sample, [])
-    return out
-
-
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(which=st.sampled_from(sorted(PARSERS)), pick=st.integers(min_value=0, max_value=10**6), value=json_values)
 def test_parsers_survive_mutated_samples(which, pick, value):
-    sample = copy.deepcopy(PARSERS[which][1])
-    paths = _paths(sample)
-    path = paths[pick % len(paths)]
-    if not path:
-        sample = value
-    else:
-        node = sample
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
-    _check(which, sample)
+    _check(which, mutated(PARSERS[which][1], pick, value))
 
 
 @settings(max_examples=300, deadline=None)
