@@ -13,6 +13,7 @@ Requires root, iproute2 and overlayfs; `NativeStack.unavailable_reason()` says w
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -31,6 +32,8 @@ from scripts import install_tools
 from tests.support.wait import StopWaiting, WaitTimeout, wait_for
 
 from . import compose
+
+_STACK_NUMBERS = itertools.count(random.randint(0, 999))
 
 LAUNCH = Path(__file__).with_name("launch.py")
 # launch.py imports tests.support: run it as a module of the repository (cwd = compose.ROOT).
@@ -174,8 +177,11 @@ class NativeStack:
         self.wanted = wanted
         self.ready_timeout = ready_timeout
         self.keep_dir = keep_dir
-        self.run_id = f"{os.getpid() % 100000}{random.randint(0, 99):02d}"
-        self.subnet = f"127.{100 + os.getpid() % 100}.{random.randint(1, 254)}"
+        # Unique among the stacks of this process (a counter: two random digits collided when a module's
+        # stack and the session's ran at once) and, by the pid, among concurrent test processes.
+        n = next(_STACK_NUMBERS)
+        self.run_id = f"{os.getpid() % 100000}{n % 1000:03d}"
+        self.subnet = f"127.{100 + os.getpid() % 100}.{1 + n % 254}"
         self.bridge = f"obsbr{self.run_id}"[:15]
         self.dir = Path(tempfile.mkdtemp(prefix="obs-native-"))
         self.running: dict[str, Running] = {}
