@@ -97,7 +97,7 @@ def _serve_receiver(receiver, lg):
     return srv
 
 
-def _serve_until_signal(srv, on_stop) -> int:
+def _serve_until_signal(servers: list, on_stop) -> int:
     done = threading.Event()
 
     def _sig(*_):
@@ -105,7 +105,6 @@ def _serve_until_signal(srv, on_stop) -> int:
 
     signal.signal(signal.SIGTERM, _sig)
     signal.signal(signal.SIGINT, _sig)
-    servers = srv if isinstance(srv, list) else [srv]
     for s in servers:
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     done.wait()
@@ -144,7 +143,7 @@ def run_simulator(argv: list[str], env=None) -> int:
         return 1
     log.get("obs_bridges.simulator").info("simulator listening", extra=log.kv(
         listen=f"{args.listen_addr}:{srv.server_address[1]}", seed=args.seed))
-    return _serve_until_signal(srv, lambda: None)
+    return _serve_until_signal([srv], lambda: None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -320,7 +320,7 @@ class GitHubExporter(core.Exporter):
                              "jobs", {"per_page": LIST_PAGE_SIZE}, parse_jobs)
         self.ledger.jobs(repo, wf, jobs)
 
-    # -- webhook deliveries (github_receiver.py): into the same ledger, rendered at once
+    # -- webhook deliveries (github_receiver.py, which asks for a render after each request): the same ledger
     def accepts_repo(self, repo: str) -> bool:
         """A delivery's repository is counted only if polling would count it: the same label bound."""
         if repo in self.cfg.exclude:
@@ -329,16 +329,11 @@ class GitHubExporter(core.Exporter):
 
     def delivered_run(self, repo: str, run: Run) -> str:
         self.hooked[repo] = self.clock()
-        result = self.ledger.run_event(repo, run)
-        self.request_render()
-        return result
+        return self.ledger.run_event(repo, run)
 
     def delivered_job(self, repo: str, run_id: int, job_id: int, job: Job, workflow_name: str) -> str:
         self.hooked[repo] = self.clock()
-        result = self.ledger.job_event(repo, run_id, job_id, job, workflow_name)
-        if result == "counted":
-            self.request_render()
-        return result
+        return self.ledger.job_event(repo, run_id, job_id, job, workflow_name)
 
     # -- custom collector for the state gauges
     def describe(self):

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable, Mapping, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -21,7 +21,7 @@ from obs_bridges.github_api import Job, Run
 from obs_bridges.github_webhooks import (DELIVERY_HEADER, EVENT_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER,
                                          DeliveryLog, Ignored, JobEvent, Ping, RunEvent, decode_body,
                                          parse_delivery, verify_signature)
-from obs_bridges.httpserver import make_http_server
+from obs_bridges.httpserver import QuietHandler, make_http_server
 from obs_bridges.parsing import ParseError
 
 PATH = "/webhook"
@@ -229,15 +229,8 @@ class Receiver:
 
 
 def serve(rc: Receiver) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        server_version = "obs-bridges"
-        sys_version = ""
+    class Handler(QuietHandler):
         timeout = READ_DEADLINE_SECONDS  # per socket read; _read bounds the whole body too
-
-        def log_message(self, *a):
-            pass
 
         def _read(self, n: int) -> bytes | None:
             deadline, chunks, got = time.monotonic() + READ_DEADLINE_SECONDS, [], 0

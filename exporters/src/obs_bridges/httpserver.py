@@ -16,18 +16,23 @@ from obs_bridges import log
 LISTEN_BACKLOG = 128
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """The request handler every server here starts from: keep-alive, no Nagle delay, no version banner, no
+    access log (each server logs what matters itself)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+    server_version = "obs-bridges"
+    sys_version = ""
+
+    def log_message(self, *a):
+        pass
+
+
 def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
     exp = exporter_or_handler
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-        server_version = "obs-bridges"
-        sys_version = ""
-
-        def log_message(self, *a):  # quiet access log
-            pass
-
+    class Handler(QuietHandler):
         def _send(self, code, body: bytes, ctype: str):
             self.send_response(code)
             self.send_header("Content-Type", ctype)

@@ -11,11 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from obs_bridges import log
-from obs_bridges.httpserver import make_http_server
+from obs_bridges.httpserver import QuietHandler, make_http_server
 from obs_bridges.simulator import costs, github, railway, supabase, vercel
 from obs_bridges.simulator.args import add_world_args, world_from_args
 from obs_bridges.simulator.common import ApiRequest, Reply, auth_kind
@@ -132,15 +132,9 @@ def respond(state: SimState, route: Route, req: ApiRequest, fault: dict | None, 
 def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
     state = SimState(world)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+    class Handler(QuietHandler):
         server_version = "obs-bridges-simulator"
         timeout = READ_TIMEOUT
-        sys_version = ""
-
-        def log_message(self, *a):
-            pass
 
         def _write(self, status: int, body: bytes, headers: dict, truncate: bool = False):
             self.send_response(status)

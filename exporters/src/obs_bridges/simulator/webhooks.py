@@ -6,8 +6,6 @@ The control API reads its log, and has it send a forged or unsigned delivery, a 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
 import secrets
@@ -20,7 +18,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Callable
 
-from obs_bridges import log
+from obs_bridges import github_webhooks, log
 from obs_bridges.files import write_atomic
 from obs_bridges.simulator.github import job_json, run_json
 from obs_bridges.simulator.world import World
@@ -134,12 +132,10 @@ class WebhookSender:
             base["workflow_job"] = job_json(job, run, at)
         return base
 
-    def delivery(self, event: str, payload: dict) -> Delivery:
+    def delivery(self, event: str, payload: dict, run=None) -> Delivery:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return Delivery(str(uuid.UUID(int=self.rng.getrandbits(128))), event, payload.get("action", ""), body,
-                        payload.get("repository", {}).get("full_name", ""),
-                        (payload.get("workflow_run") or payload.get("workflow_job") or {}).get("run_id")
-                        or (payload.get("workflow_run") or {}).get("id"))
+                        run.repo if run else "", run.id if run else None)
 
     def headers(self, d: Delivery, signature: str | None) -> dict:
         h = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/obs-sim", "X-GitHub-Event": d.event,
@@ -150,12 +146,9 @@ class WebhookSender:
             h["X-Hub-Signature-256"] = signature
         return h
 
-    def sign(self, body: bytes, secret: bytes | None = None) -> str:
-        return "sha256=" + hmac.new(secret or self.secret, body, hashlib.sha256).hexdigest()
-
     # -- sending
     def send(self, d: Delivery, *, signature: str | None = "valid", redelivery: bool = False) -> int:
-        sig = self.sign(d.body) if signature == "valid" else signature
+        sig = github_webhooks.signature(self.secret, d.body) if signature == "valid" else signature
         status = self.post(self.target.url, d.body, self.headers(d, sig))
         with self.lock:
             if signature == "valid" and d.event != "ping":
@@ -184,7 +177,7 @@ class WebhookSender:
         n = 0
         for t, event, action, run, job, key in self.due(now):
             self.sent_keys.add(key)
-            d = self.delivery(event, self.payload(event, action, run, job, t))
+            d = self.delivery(event, self.payload(event, action, run, job, t), run)
             rk = (run.id, run.attempt)
             if event == "workflow_run" and action == "in_progress" and run.finished > now \
                     and self.rng.random() < self.target.reorder_rate:
@@ -233,8 +226,8 @@ class WebhookSender:
             run = next((r for rs in gh.runs.values() for r in reversed(rs) if r.finished <= now), None)
         if run is None:
             raise ValueError("no completed run to forge a delivery of")
-        d = self.delivery("workflow_run", self.payload("workflow_run", "completed", run, None, now))
-        sig = self.sign(d.body, b"not-the-secret") if kind == "forged" else None
+        d = self.delivery("workflow_run", self.payload("workflow_run", "completed", run, None, now), run)
+        sig = github_webhooks.signature(b"not-the-secret", d.body) if kind == "forged" else None
         return {"id": d.id, "status": self.send(d, signature=sig), "run_id": run.id}
 
     def _find(self, delivery_id: str | None) -> Delivery:
