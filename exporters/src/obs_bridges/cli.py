@@ -1,4 +1,5 @@
-"""``obs-bridge <railway|vercel|supabase|github|github-webhook|simulator>``: one entry point for every process.
+"""``obs-bridge <railway|vercel|supabase|github|github-webhook|ingest|simulator>``: one entry point for every
+process.
 
 ``github-webhook`` is the GitHub bridge with its webhook receiver in the same process: the receiver and the
 poller must share one ledger of what was counted, or a run both see would be counted twice."""
@@ -151,11 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="obs-bridge", description="Prometheus bridges for Railway, Vercel, "
                                 "Supabase and GitHub Actions, and their API simulator.")
     p.add_argument("--version", action="version", version=__version__)
-    p.add_argument("command", choices=EXPORTERS + ("github-webhook", "simulator"))
+    p.add_argument("command", choices=EXPORTERS + ("github-webhook", "ingest", "simulator"))
     p.add_argument("args", nargs=argparse.REMAINDER)
     ns = p.parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     if ns.command == "simulator":
         return run_simulator(argv[1:])
+    if ns.command == "ingest":
+        if len(argv) > 1:
+            p.error("ingest takes no arguments: it is configured by environment variables")
+        from obs_bridges import ingest_server
+
+        return ingest_server.run()
     if ns.command == "github-webhook":
         if len(argv) > 1:
             p.error("github-webhook takes no arguments: it is configured by environment variables")
