@@ -5,6 +5,7 @@ a size bound (Content-Length or chunked, as proxies such as Railway's edge may s
 from __future__ import annotations
 
 import os
+import socket
 import time
 from http.server import ThreadingHTTPServer
 
@@ -17,6 +18,9 @@ from obs_bridges.ingest_settings import load_settings
 READ_DEADLINE_SECONDS = 10.0
 MAX_CONNECTIONS = 64
 CHUNK_LINE_MAX = 1024
+# After a refusal that closes the connection: drain the sender's rest this long, at most this much.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 class _Reader:
@@ -106,6 +110,24 @@ def serve_public(ingest: Ingest) -> ThreadingHTTPServer:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+            if r.close:
+                self._linger()
+
+        def _linger(self):
+            """Refused before its body was read: say so, then drain what the sender still sends for a moment.
+            Closing with unread data resets the connection, and the sender may then never see the answer."""
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.5)
+                deadline, drained = time.monotonic() + LINGER_SECONDS, 0
+                while time.monotonic() < deadline and drained < LINGER_BYTES:
+                    chunk = self.connection.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+            except OSError:
+                pass
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _do
 
