@@ -251,3 +251,33 @@ def test_otlp_json_encoding_and_levels():
         ["warning", "critical", "error", "info", "unknown", "unknown"]
     with pytest.raises(ValueError):
         Resource("a", "b", "heroku", "p", "s", "info")
+
+
+def test_speed_insights_learn_project_names_from_the_log_drain(tmp_path):
+    from obs_bridges.vercel_speed_insights import SpeedInsights
+
+    registry = CollectorRegistry()
+    (tmp_path / "v").write_text(VSECRET)
+    ingest = ig.Ingest(load_settings({"VERCEL_DRAIN_SECRET_FILE": str(tmp_path / "v")}), registry=registry,
+                       sender=Sender(), session=Session(), speed_insights=SpeedInsights(registry))
+    sample = [{"schema": "vercel.speed_insights.v1", "timestamp": "2026-01-01T00:00:00.000Z", "projectId": "prj_1",
+               "metricType": "LCP", "value": 1800, "route": "/blog/[slug]", "path": "/blog/x",
+               "deviceType": "mobile", "vercelEnvironment": "production"}]
+
+    def vitals():
+        body = json.dumps(sample).encode()
+        r = post(ingest, "/vercel/speed-insights", body, {"x-vercel-signature": signature(VSECRET.encode(), body)})
+        assert r.code == 200, r.body
+
+    vitals()
+    logs = json.dumps([{**VERCEL[0], "projectId": "prj_1"}]).encode()
+    assert post(ingest, "/vercel/logs", logs, {"x-vercel-signature": signature(VSECRET.encode(), logs)}).code == 200
+    vitals()
+    get = registry.get_sample_value
+    labels = {"page": "/blog/[slug]", "device_type": "mobile", "environment": "production"}
+    assert get("web_vitals_lcp_seconds_count", {**labels, "service": "unknown"}) == 1
+    assert get("web_vitals_lcp_seconds_count", {**labels, "service": "shop"}) == 1
+    assert get("web_vitals_lcp_seconds_sum", {**labels, "service": "shop"}) == 1.8
+    bad = b"[1, 2]"
+    r = post(ingest, "/vercel/speed-insights", bad, {"x-vercel-signature": signature(VSECRET.encode(), bad)})
+    assert r.code == 400 and count(ingest, "vercel_speed_insights", "malformed") == 1

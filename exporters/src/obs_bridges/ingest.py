@@ -58,6 +58,9 @@ FORWARD_HEADERS = ("content-type", "content-encoding", "user-agent", "x-github-e
 UPSTREAM_TIMEOUT = 10.0
 UPSTREAM_BODY_MAX = 64 * 1024
 RETRY_AFTER_BUSY = "2"
+# Batches decoded at once (measured: exporters/bench/bench_ingest_flood.py), and how long one waits its turn.
+DECODE_SLOTS = 2
+DECODE_WAIT_SECONDS = 5.0
 LOG_EVERY_SECONDS = 60.0
 
 
@@ -116,6 +119,7 @@ class Ingest:
         self.speed_insights = speed_insights
         self.buckets = {r.name: TokenBucket(settings.max_rps, settings.burst, monotonic) for r in ROUTES.values()}
         self.budget = Budget(settings.inflight_bytes)
+        self.decoding = threading.BoundedSemaphore(DECODE_SLOTS)
         self.log = log.get("obs_bridges.ingest")
         self._throttle: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
@@ -186,10 +190,16 @@ class Ingest:
             refused = self._check_vercel(route, headers, body)
             if refused:
                 return refused
-            if route.name == "vercel_logs":
-                return self._vercel_logs(route, headers, body)
-            if route.name == "vercel_speed_insights":
-                return self._speed_insights(route, headers, body)
+            if route.name in ("vercel_logs", "vercel_speed_insights"):
+                # A decoded batch is several times its body in Python objects: decode a few at a time.
+                if not self.decoding.acquire(timeout=DECODE_WAIT_SECONDS):
+                    return self._refuse(route, "busy", 503, "busy: retry later", {"Retry-After": RETRY_AFTER_BUSY})
+                try:
+                    if route.name == "vercel_logs":
+                        return self._vercel_logs(route, headers, body)
+                    return self._speed_insights(route, headers, body)
+                finally:
+                    self.decoding.release()
             return self._forward(route, self.settings.otlp_endpoint + "/v1/traces", headers, body)
         if route.platform == "supabase":
             project = self._check_supabase(route, headers)
@@ -243,6 +253,9 @@ class Ingest:
             return self._refuse(route, "malformed", 400, f"not a Vercel log drain batch: {e}")
         groups: dict[Resource, list[LogRecord]] = {}
         for r in records:
+            # Speed Insights records name their project by id only; the log drain says which name it has.
+            if self.speed_insights is not None and r.project != "unknown" and r.metadata.get("project_id"):
+                self.speed_insights.project_names.learn(r.metadata["project_id"], r.project)
             res = Resource(service_name=r.project, environment=r.environment, platform="vercel", project=r.project,
                            source=r.source, level=normalise_level(r.level))
             groups.setdefault(res, []).append(LogRecord(round(r.time * 1000) * 1_000_000, r.message, r.metadata, r.trace_id,
@@ -262,7 +275,9 @@ class Ingest:
         try:
             n = self.speed_insights.record(body, headers.get("Content-Type"))
         except ParseError as e:
-            return self._refuse(route, "malformed", 400, f"not a Speed Insights drain batch: {e}")
+            code = getattr(e, "status", 400)
+            return self._refuse(route, "too_large" if code == 413 else "malformed", code,
+                                f"not a Speed Insights drain batch: {e}")
         return self._accepted(route, {"result": "accepted", "records": n})
 
     def _forward(self, route: Route, url: str, headers: Mapping[str, str], body: bytes,
@@ -270,7 +285,7 @@ class Ingest:
         out = {k: v for k in FORWARD_HEADERS if (v := headers.get(k)) is not None}
         out.update(extra or {})
         try:
-            resp = self.session.post(url, data=body, headers=out, timeout=UPSTREAM_TIMEOUT, stream=True)
+            resp = self.session.post(url, data=bytes(body), headers=out, timeout=UPSTREAM_TIMEOUT, stream=True)
             data = resp.raw.read(UPSTREAM_BODY_MAX, decode_content=True) if passthrough else b""
             resp.close()
         except requests.RequestException as e:
