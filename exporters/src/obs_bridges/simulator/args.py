@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from obs_bridges.simulator.drains import drain_target
 from obs_bridges.simulator.webhooks import WebhookTarget
 from obs_bridges.simulator.world import DEFAULT_RATES, World
 
@@ -56,6 +57,19 @@ def add_world_args(p, env) -> None:
     p.add_argument("--github-webhook-reorder-rate", type=float,
                    default=float(g("SIM_GITHUB_WEBHOOK_REORDER_RATE", "0.1")),
                    help="share of runs whose in_progress delivery arrives after their completed one")
+    # Platform drains pushed into the ingest (drains.py says what and how).
+    p.add_argument("--drains-url", default=g("SIM_INGEST_URL", ""),
+                   help="push Vercel and Supabase drains to this ingest, e.g. http://127.0.0.1:9610 (env "
+                        "SIM_INGEST_URL; unset: no drains)")
+    p.add_argument("--drains-secret-dir", default=g("SIM_DRAIN_SECRET_DIR", ""),
+                   help="write the per-start Vercel drain secrets and Supabase drain tokens here for the ingest "
+                        "(env SIM_DRAIN_SECRET_DIR; required with --drains-url)")
+    p.add_argument("--drains-interval", type=float, default=float(g("SIM_DRAIN_INTERVAL_SECONDS", "10")),
+                   help="seconds between two pushes of each drain")
+    p.add_argument("--drains-batch", type=int, default=int(g("SIM_DRAIN_BATCH_RECORDS", "20")),
+                   help="records per push")
+    p.add_argument("--drains", default=g("SIM_DRAINS", "vercel-logs,speed-insights,supabase-otlp,supabase-loki"),
+                   help="which drains to push, comma-separated (env SIM_DRAINS)")
 
 
 def world_from_args(a, **world_kw) -> World:
@@ -80,6 +94,7 @@ def world_from_args(a, **world_kw) -> World:
               time_scale=a.time_scale, outcome_rates=rates, **world_kw)
     w.prometheus_dir = a.prometheus_dir.strip() or None
     w.github_webhook = webhook_target(a)
+    w.drains = drain_target(a.drains_url, a.drains_secret_dir, a.drains_interval, a.drains_batch, a.drains)
     return w
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from obs_bridges.simulator import github, railway, supabase, vercel
+from obs_bridges.simulator import drains, github, railway, supabase, vercel
 from obs_bridges.simulator.common import Reply, num, q1
 from obs_bridges.simulator.faults import SimState
 
@@ -177,6 +177,7 @@ ENDPOINTS = {
     ("health",): _health, ("faults",): _faults, ("requests",): _requests, ("advance",): _advance,
     ("rate",): _rate, ("ratelimit",): _ratelimit, ("scenario",): _scenario, ("rerun", "github"): _rerun_github,
     ("supabase", "project"): _supabase_project, ("webhooks", "github"): _webhooks,
+    ("drains",): drains.control_endpoint,
 }
 # /_control/<prefix>/<platform>
 BY_PLATFORM = {"inject": _inject, "world": _world}

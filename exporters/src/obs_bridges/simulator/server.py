@@ -20,6 +20,7 @@ from obs_bridges.simulator import costs, github, railway, supabase, vercel
 from obs_bridges.simulator.args import add_world_args, world_from_args
 from obs_bridges.simulator.common import ApiRequest, Reply, auth_kind
 from obs_bridges.simulator.control import control
+from obs_bridges.simulator.drains import DrainSender
 from obs_bridges.simulator.faults import SimState
 from obs_bridges.simulator.promfiles import remove_files, write_prometheus_files
 from obs_bridges.simulator.webhooks import WebhookSender
@@ -249,6 +250,12 @@ def make_server(addr: str, port: int, world: World) -> ThreadingHTTPServer:
         state.webhooks.start()
         LOG.info("delivering GitHub webhooks", extra=log.kv(url=world.github_webhook.url,
                                                             secret_file=world.github_webhook.secret_file))
+    if world.drains is not None:
+        state.drains = DrainSender(world, world.drains)
+        state.drains.write_secrets()  # an OSError stops the start: the CLI reports it
+        state.drains.start()
+        LOG.info("pushing platform drains", extra=log.kv(url=world.drains.url, kinds=",".join(world.drains.kinds),
+                                                         secret_dir=world.drains.secret_dir))
 
     def ticker():
         while True:

@@ -53,6 +53,7 @@ class World:
         self.fail_all: dict[str, bool] = {"github": False, "vercel": False, "railway": False}
         self.prometheus_dir: str | None = None  # args.world_from_args: where the demo scrape files go
         self.github_webhook = None  # args.world_from_args: a webhooks.WebhookTarget, if deliveries are sent
+        self.drains = None  # args.world_from_args: a drains.DrainTarget, if platform drains are pushed
         start = (now if now is not None else clock()) - history_hours * 3600
         # In this order: Railway draws its ids from the seeded RNG (the others derive theirs from the seed).
         self.github = GithubWorld(self, github_repos)
