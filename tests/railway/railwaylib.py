@@ -44,6 +44,7 @@ DEPLOYS: dict[str, Deploy] = {
     "vercel-exporter": Deploy("exporters/railway.toml", root_dir="exporters"),
     "supabase-exporter": Deploy("exporters/railway.toml", root_dir="exporters"),
     "github-exporter": Deploy("exporters/railway.toml", root_dir="exporters"),
+    "ingest": Deploy("exporters/railway.toml", root_dir="exporters"),
     "demo-app": Deploy("demo/railway.toml"),
     "demo-loadgen": Deploy("demo/loadgen.railway.toml"),
 }

@@ -68,7 +68,7 @@ def test_rendered_config_loads_in_the_real_binary(service, tmp_path):
 # ---------------------------------------------------------------- healthcheck paths, native stack
 
 NATIVE = ["prometheus", "alertmanager", "webhook-sink", "otelcol", "blackbox-exporter", "simulator",
-          "railway-exporter", "vercel-exporter", "supabase-exporter", "github-exporter", "demo-app"]
+          "railway-exporter", "vercel-exporter", "supabase-exporter", "github-exporter", "ingest", "demo-app"]
 # No native binary (AGPL, never built here): their Railway healthcheck path must be the one their compose
 # healthcheck probes, which the Docker tier proves answers (`up --wait`).
 IMAGE_ONLY = ["loki", "tempo", "grafana"]

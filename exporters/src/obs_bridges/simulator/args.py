@@ -61,9 +61,9 @@ def add_world_args(p, env) -> None:
     p.add_argument("--drains-url", default=g("SIM_INGEST_URL", ""),
                    help="push Vercel and Supabase drains to this ingest, e.g. http://127.0.0.1:9610 (env "
                         "SIM_INGEST_URL; unset: no drains)")
-    p.add_argument("--drains-secret-dir", default=g("SIM_DRAIN_SECRET_DIR", ""),
+    p.add_argument("--drains-secret-dir", default=g("SIM_DRAIN_DEMO_DIR", ""),
                    help="write the per-start Vercel drain secrets and Supabase drain tokens here for the ingest "
-                        "(env SIM_DRAIN_SECRET_DIR; required with --drains-url)")
+                        "(env SIM_DRAIN_DEMO_DIR; required with --drains-url)")
     p.add_argument("--drains-interval", type=float, default=float(g("SIM_DRAIN_INTERVAL_SECONDS", "10")),
                    help="seconds between two pushes of each drain")
     p.add_argument("--drains-batch", type=int, default=int(g("SIM_DRAIN_BATCH_RECORDS", "20")),

@@ -7,7 +7,7 @@
     POST <url>/supabase/loki/api/v1/push    Supabase's Loki drain: JSON, gzip, Authorization: Bearer
 
 Settings (args.py): --drains-url / SIM_INGEST_URL (the ingest's base URL, e.g. http://ingest:9610; unset: no
-drains), --drains-secret-dir / SIM_DRAIN_SECRET_DIR (required with a URL), --drains-interval /
+drains), --drains-secret-dir / SIM_DRAIN_DEMO_DIR (required with a URL), --drains-interval /
 SIM_DRAIN_INTERVAL_SECONDS (default 10: every kind is pushed once per interval), --drains-batch /
 SIM_DRAIN_BATCH_RECORDS (records per push, default 20), --drains / SIM_DRAINS (the kinds, comma-separated,
 default all of vercel-logs,speed-insights,supabase-otlp,supabase-loki).
@@ -73,7 +73,7 @@ def drain_target(url: str, secret_dir: str, interval: float, batch: int, kinds: 
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"--drains-url (SIM_INGEST_URL) must be an http(s) URL, got {url[:80]!r}")
     if not secret_dir.strip():
-        raise ValueError("--drains-url needs --drains-secret-dir (SIM_DRAIN_SECRET_DIR): where the per-start drain "
+        raise ValueError("--drains-url needs --drains-secret-dir (SIM_DRAIN_DEMO_DIR): where the per-start drain "
                          "secret and tokens are written for the ingest")
     if not 0.1 <= interval <= 3600:
         raise ValueError(f"--drains-interval (SIM_DRAIN_INTERVAL_SECONDS) must be 0.1 to 3600 seconds, got {interval}")
