@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Obtain the real binaries of the stack at exactly the versions pinned in .env.
 
-Everything is built from the Go module proxy (the only source reachable from CI), cached per
-name+version under $OBS_TOOLS_DIR (default ~/.cache/obs-stack/tools), so a warm run builds nothing.
+Everything is built from the Go module proxy (the only source reachable from CI), except Grafana's LogQL
+grammar (npm ci from the npm registry with a committed lock file), cached per name+version under
+$OBS_TOOLS_DIR (default ~/.cache/obs-stack/tools), so a warm run builds nothing.
 Standard library only: this runs before any Python dependency is installed.
 
 Usage: scripts/install-tools [--only NAME[,NAME]] [--strict] [--list]
@@ -360,6 +361,31 @@ def build_compose_spec(tool: Tool, version: str, out: Path) -> None:
     shutil.copy2(Path(info["Dir"]) / "schema" / "compose-spec.json", out / "bin" / "compose-spec.json")
 
 
+NPM_PROJECT = ROOT / "tests" / "support" / "lezer_logql"   # package.json + package-lock.json (committed)
+NPM_FILES = ("package.json", "package-lock.json")
+
+
+def build_lezer_logql(tool: Tool, version: str, out: Path) -> None:
+    # An npm package (Grafana's LogQL grammar), not a Go build: `npm ci` from the committed lock file, so every
+    # machine gets the same tree, integrity-checked; no install scripts run. The tree lives in <version>/bin.
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise Unavailable("node and npm are not on PATH (Debian: apt-get install nodejs npm)")
+    pinned = json.loads((NPM_PROJECT / "package.json").read_text())["dependencies"].get("@grafana/lezer-logql")
+    if pinned != version:
+        raise BuildError(f"{NPM_PROJECT.relative_to(ROOT)}/package.json pins @grafana/lezer-logql {pinned}, but .env "
+                         f"LEZER_LOGQL_VERSION={version}; set both to one version and run "
+                         f"`npm install --package-lock-only` there")
+    (out / "bin").mkdir(parents=True, exist_ok=True)
+    for name in NPM_FILES:
+        shutil.copy2(NPM_PROJECT / name, out / "bin" / name)
+    log(f"{tool.name} {version}: npm ci @grafana/lezer-logql@{version} from the committed package-lock.json")
+    print(run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"],
+              cwd=out / "bin", label="npm ci").strip(), flush=True)
+    got = json.loads((out / "bin" / tool.binaries[0]).read_text())["version"]
+    if got != version:
+        raise BuildError(f"npm ci installed @grafana/lezer-logql {got}, expected {version}")
+
+
 TOOLS: list[Tool] = [
     Tool("prometheus", "PROMETHEUS_VERSION", ["prometheus", "promtool"], build_prometheus),
     Tool("alertmanager", "ALERTMANAGER_VERSION", ["alertmanager", "amtool"], build_alertmanager),
@@ -370,6 +396,8 @@ TOOLS: list[Tool] = [
     Tool("actionlint", "ACTIONLINT_VERSION", ["actionlint"], build_actionlint, ["-version"]),
     Tool("compose", "COMPOSE_CLI_VERSION", ["docker-compose"], build_compose_cli, ["version"]),
     Tool("compose-spec", "COMPOSE_GO_VERSION", ["compose-spec.json"], build_compose_spec, []),
+    Tool("lezer-logql", "LEZER_LOGQL_VERSION", ["node_modules/@grafana/lezer-logql/package.json"], build_lezer_logql,
+         []),
 ]
 BY_NAME = {t.name: t for t in TOOLS}
 
@@ -381,6 +409,9 @@ def cache_key_ok(tool: Tool, version: str) -> bool:
     if tool.name == "otelcol":
         built = d / "builder-config.yaml"
         return built.exists() and built.read_text() == (ROOT / "otelcol" / "builder-config.yaml").read_text()
+    if tool.name == "lezer-logql":  # a lock file edit (a dependency bumped) invalidates the cache
+        return all((d / "bin" / f).exists() and (d / "bin" / f).read_text() == (NPM_PROJECT / f).read_text()
+                   for f in NPM_FILES) and (d / "bin" / tool.binaries[0]).exists()
     return all((d / "bin" / b).exists() for b in tool.binaries)
 
 

@@ -15,6 +15,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import boards_apps  # noqa: E402
+import boards_logs  # noqa: E402
 import boards_platforms  # noqa: E402
 from lib import Board  # noqa: E402
 from rules import RULES_DIR, Rules  # noqa: E402
@@ -41,6 +42,22 @@ One line per dashboard, with the questions it answers:
 """
 
 DOC_TAIL = """
+## Platform logs
+
+Platform logs (`obs-logs`, `grafana/dashboards_src/boards_logs.py`) reads Loki only, by the index labels every
+platform and container record carries (docs/logging.md): `platform` (vercel, railway, supabase, compose),
+`project`, `service_name`, `source` (Vercel build/lambda/edge/..., Railway deploy/build, Supabase
+postgres/auth/..., compose stdout/stderr) and `level` (debug, info, warning, error, critical, unknown). Its
+variables are Loki `label_values()` queries, chained platform -> project -> service. Every selector keeps
+`platform=~".+"` (Loki refuses a selector whose every matcher matches the All value `.*`), which also leaves the
+apps' OTLP logs (no platform label) to the app dashboards. Rows: log volume by platform and level, error ratio
+by project and source, errors by platform and service, the lines themselves; then the stack's containers
+(`platform="compose"`): errors and volume by compose service, and their lines with `| json` (our components'
+fields; one named like a label is `<name>_extracted`, e.g. `level_extracted`). A line's trace id (the OTLP
+record's, or `trace_id` extracted from a container's JSON) opens the trace in Tempo through the Loki
+datasource's TraceID derived field. Every dashboard LogQL query is parsed by Grafana's own grammar
+(`@grafana/lezer-logql`, `tests/dashboards/test_logql.py`) and runs through Grafana in the Docker tier.
+
 ## Deploy markers
 
 System Health, API Performance, SLOs and Error Budgets, Deployment Health, Railway, Vercel and GitHub
@@ -106,7 +123,7 @@ schema (grafana-foundation-sdk builds schema version 41 JSON).
 
 def boards(rules_dir: Path = RULES_DIR) -> list[Board]:
     r = Rules(rules_dir)
-    out = boards_apps.all_boards(r) + boards_platforms.all_boards(r)
+    out = boards_apps.all_boards(r) + boards_platforms.all_boards(r) + boards_logs.all_boards(r)
     uids = [b.uid for b in out]
     assert len(uids) == len(set(uids)), f"duplicate uid in {uids}"
     return out

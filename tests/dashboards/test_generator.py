@@ -22,7 +22,7 @@ EXPECTED = {  # uid -> folder: the uids the alert rules link to, plus the rest o
     "obs-api": "Applications", "obs-web-vitals": "Applications", "obs-cost": "Applications",
     "obs-database": "Applications",
     "obs-deployments": "Platforms", "obs-railway": "Platforms", "obs-vercel": "Platforms",
-    "obs-github": "Platforms", "obs-supabase": "Platforms",
+    "obs-github": "Platforms", "obs-supabase": "Platforms", "obs-logs": "Platforms",
     "obs-exporters": "Stack", "obs-stack": "Stack",
 }
 

@@ -25,6 +25,7 @@ REQUIRED_VARS = {
     "obs-deployments": {"environment", "service", "repo"}, "obs-railway": {"environment", "service"},
     "obs-vercel": {"project"}, "obs-github": {"repo"}, "obs-supabase": {"project"},
     "obs-exporters": {"job"}, "obs-stack": {"job"},
+    "obs-logs": {"platform", "project", "service_name", "level"},
 }
 # Counters and histogram series whose names do not say so (the collector's own metrics, scraped).
 COUNTERS_WITHOUT_SUFFIX = re.compile(r"^otelcol_(receiver|exporter|processor)_\w+$|^otelcol_process_cpu_seconds$")
@@ -55,7 +56,9 @@ def test_dashboard_metadata(uid):
     for name, var in v.items():
         assert var.get("description") or var["type"] == "datasource", f"{uid}: variable {name} has no description"
         if var["type"] == "query":
-            assert var["datasource"]["uid"] == "${datasource}", f"{uid}: variable {name} uses a fixed datasource"
+            ref = re.fullmatch(r"\$\{(\w+)\}", var["datasource"]["uid"])
+            assert ref and DS_TYPES.get(ref.group(1)) == var["datasource"]["type"] and ref.group(1) in v, (
+                f"{uid}: variable {name} uses {var['datasource']}, not one of the dashboard's datasource variables")
             assert var.get("includeAll") and var.get("allValue") == ".*", f"{uid}: {name} needs All = .*"
     titles = [lk["title"] for lk in d.get("links", [])]
     assert "Runbooks" in titles, f"{uid}: no link to the runbooks"
@@ -215,11 +218,11 @@ def test_every_promql_query_parses(tmp_path):
             if q.kind == "prometheus":
                 rules.append({"record": f"dashboard:query_{len(rules)}:check", "expr": dashlib.substitute(q.expr)})
                 where.append(q.where)
-    # Variables too (label_values(...) is Grafana's, its selector is PromQL).
+    # Variables too (label_values(...) is Grafana's, its selector is PromQL; Loki's: test_logql.py).
     for uid in IDS:
         for v in DASHBOARDS[uid]["templating"]["list"]:
             m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", str(v.get("query", "")))
-            if v["type"] == "query":
+            if v["type"] == "query" and v["datasource"]["type"] == "prometheus":
                 assert m, f"{uid}: variable {v['name']} query {v['query']!r}"
                 rules.append({"record": f"dashboard:var_{len(rules)}:check", "expr": dashlib.substitute(m.group(1))})
                 where.append(f"{uid} / variable {v['name']}")
