@@ -50,7 +50,8 @@ ROUTES = {r.path: r for r in (
     # GitHub's own receiver refuses more than 1 MiB (github_webhooks.MAX_BODY_BYTES); refuse it here first.
     Route("github_webhook", "/github/webhook", 1 * MiB, "github"),
 )}
-RESULTS = ("accepted", "verified", "bad_signature", "unauthorized", "too_large", "rate_limited", "busy", "malformed",
+# not_configured: the route is off here (no secret variable set); no_secret: its secret file cannot be read.
+RESULTS = ("accepted", "bad_signature", "unauthorized", "no_secret", "too_large", "rate_limited", "busy", "malformed",
            "not_configured", "upstream_error", "bad_request", "timeout")
 # Request headers passed on to an upstream (everything else, Authorization first, stops here).
 FORWARD_HEADERS = ("content-type", "content-encoding", "user-agent", "x-github-event", "x-github-delivery",
@@ -215,7 +216,7 @@ class Ingest:
             secrets = vercel_secrets(self.settings.vercel_secrets)
         except SecretsProblem as e:
             self._note("no_secret", f"Vercel drain refused: {e}")
-            return self._count(route, "not_configured", Response(503, {"error": "the drain secret is not readable"}))
+            return self._count(route, "no_secret", Response(503, {"error": "the drain secret is not readable"}))
         given = headers.get(vercel_drain.SIGNATURE_HEADER)
         ok = False
         for secret in secrets:  # every secret is tried: which one matched does not show in the timing
@@ -229,7 +230,7 @@ class Ingest:
             tokens = supabase_tokens(self.settings.supabase_tokens)
         except SecretsProblem as e:
             self._note("no_secret", f"Supabase drain refused: {e}")
-            return self._count(route, "not_configured", Response(503, {"error": "the drain tokens are not readable"}))
+            return self._count(route, "no_secret", Response(503, {"error": "the drain tokens are not readable"}))
         auth = headers.get("Authorization") or ""
         scheme, _, token = auth.strip().partition(" ")
         project = match_token(tokens, token.strip().encode()) if scheme.lower() == "bearer" and token else None
