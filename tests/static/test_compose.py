@@ -26,6 +26,7 @@ IMAGE_OWNED_PATHS = {
     "grafana/tempo": ("10001", ["/var/tempo"]),
     "grafana/grafana": ("472", ["/var/lib/grafana"]),
     "obs-stack/otelcol": ("10001", ["/var/lib/otelcol"]),  # created in otelcol/Dockerfile
+    "obs-stack/bridges": ("10001", ["/var/lib/obs-bridges/railway-logs"]),  # created in exporters/Dockerfile
 }
 
 
@@ -97,7 +98,7 @@ def test_healthcheck_limits_logging(name):
     if name not in NO_HTTP_PORT:
         assert compose.health_url(s["healthcheck"]["test"]), f"{name}: healthcheck probes no local URL"
     assert s.get("mem_limit"), f"{name}: no memory limit"
-    assert s.get("logging", {}).get("options", {}).get("max-size"), f"{name}: container logs not capped"
+    assert s.get("logging") == DOC["x-logging"], f"{name}: logs through `logging: *logging` (to Loki)"
     assert s.get("restart") in ("unless-stopped", "always", "on-failure"), f"{name}: no restart policy"
 
 
@@ -207,3 +208,28 @@ def test_expected_services_present():
     assert {"prometheus", "alertmanager", "grafana", "loki", "tempo", "otelcol", "blackbox-exporter",
             "simulator", "railway-exporter", "vercel-exporter", "supabase-exporter",
             "github-exporter"} <= set(SERVICES)
+
+
+def test_logging_reaches_the_collector_without_blocking():
+    """Every service's lines go to the collector's fluent_forward receiver (docs/logging.md, "Logs in
+    Loki"): asynchronously, so a collector outage never blocks a container, with a bounded in-memory
+    buffer, the compose labels the collector turns into Loki labels, and Docker's dual-logging cache
+    bounded so `docker compose logs` keeps working without filling the disk."""
+    lg = DOC["x-logging"]
+    opts = lg["options"]
+    assert lg["driver"] == "fluentd"
+    assert opts["fluentd-async"] == "true"
+    assert 0 < int(opts["fluentd-buffer-limit"]) <= 100000
+    assert set(opts["labels"].split(",")) == {"com.docker.compose.service", "com.docker.compose.project"}
+    # The driver runs in dockerd on the host: it reaches the collector through the published port.
+    host, _, port = opts["fluentd-address"].removeprefix("tcp://").rpartition(":")
+    assert host == "127.0.0.1"
+    assert f"127.0.0.1:{port}:{port}" in SERVICES["otelcol"]["ports"]
+    receiver = yaml.safe_load((compose.ROOT / "otelcol" / "config.yaml").read_text())["receivers"]["fluent_forward"]
+    assert receiver["endpoint"] == f"0.0.0.0:{port}"
+    assert re.fullmatch(r"\d+m", opts["cache-max-size"]) and int(opts["cache-max-file"]) <= 5
+    # Options of other drivers would make dockerd refuse to create the container.
+    assert not {"max-size", "max-file"} & set(opts)
+    # The Supabase OTLP receiver is internal only (the ingest forwards to it).
+    assert not any(p.endswith(":4319") for p in SERVICES["otelcol"]["ports"])
+

@@ -136,3 +136,11 @@ def test_the_exporter_reads_time_only_from_its_clock():
 def test_clock_is_keyword_only():
     with pytest.raises(TypeError):
         UnitExporter(make_exporter(FakeClock()).settings, FakeClock())
+
+
+def test_a_collector_refusal_is_retried_within_a_minute_whatever_the_failures():
+    from obs_bridges.core import COLLECTOR_RETRY_MAX_SECONDS, backoff_delay
+
+    waits = [backoff_delay(30.0, n, "collector", None, 1800.0, rand=lambda a, b: b) for n in range(1, 12)]
+    assert max(waits) == COLLECTOR_RETRY_MAX_SECONDS
+    assert backoff_delay(30.0, 8, "network", None, 1800.0, rand=lambda a, b: b) > COLLECTOR_RETRY_MAX_SECONDS

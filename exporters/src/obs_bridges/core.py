@@ -229,6 +229,11 @@ class Upstream:
         self.polls = 0
 
 
+# Longest wait after the collector (not the platform's API) refused logs: a long backoff would only delay
+# shipping once it is back, and each retry costs one API request per environment group.
+COLLECTOR_RETRY_MAX_SECONDS = 60.0
+
+
 def backoff_delay(interval: float, failures: int, kind: str, retry_after: float | None,
                   max_backoff: float, rand: Callable[[float, float], float] = random.uniform) -> float:
     """Seconds before the next poll after ``failures`` consecutive failures (the latest of ``kind``).
@@ -248,6 +253,8 @@ def backoff_delay(interval: float, failures: int, kind: str, retry_after: float 
     delay = min(delay, MAX_WAIT_SECONDS) if math.isfinite(delay) else MAX_WAIT_SECONDS
     if kind == "token_unreadable":
         delay = min(interval, TOKEN_RETRY_SECONDS) * rand(*BACKOFF_JITTER)
+    if kind == "collector":  # our own collector refused a batch (railway_logs): resume soon after it is back
+        delay = min(delay, COLLECTOR_RETRY_MAX_SECONDS)
     return delay
 
 

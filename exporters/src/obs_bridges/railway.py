@@ -9,12 +9,13 @@ from typing import Mapping
 
 from prometheus_client.core import GaugeMetricFamily
 
-from obs_bridges import config, core
+from obs_bridges import config, core, railway_logs
 from obs_bridges.httpclient import ApiClient, ApiError, Clock, decode_json, limits
 from obs_bridges.railway_api import (MEASUREMENTS, PROJECT_QUERY, PROJECT_TOKEN_QUERY,
     PROJECTS_QUERY, Deployment, deployments_document, deployments_page_document, edges, events_document,
     gql_data, metrics_document, parse_deployments, parse_events, parse_metrics, parse_usage, usage_document)
 from obs_bridges.parsing import EVENT_LABEL_MAX, NAME_LABEL_MAX, obj, s
+from obs_bridges.railway_logs import RailwayLogSettings
 
 REAL_URL = "https://backboard.railway.com/graphql/v2"
 STATUSES = ["BUILDING", "CRASHED", "DEPLOYING", "FAILED", "INITIALIZING", "NEEDS_APPROVAL", "QUEUED", "REMOVED",
@@ -57,6 +58,7 @@ class RailwaySettings:
     usage_interval: float
     lookback: float
     page_size: int
+    logs: RailwayLogSettings | None = None  # railway_logs: off unless RAILWAY_LOGS_OTLP_ENDPOINT is set
 
 
 def load_settings(env: Mapping[str, str]) -> config.Common:
@@ -74,6 +76,7 @@ def load_settings(env: Mapping[str, str]) -> config.Common:
         usage_interval=config.env_float(env, "RAILWAY_USAGE_INTERVAL_SECONDS", 900.0, 1, 86400),
         lookback=config.env_float(env, "RAILWAY_LOOKBACK_SECONDS", 7200.0, 300, 30 * 86400),
         page_size=config.env_int(env, "RAILWAY_PAGE_SIZE", 50, 1, 100),
+        logs=railway_logs.load_settings(env),
     )
     return c
 
@@ -128,6 +131,7 @@ class RailwayExporter(core.Exporter):
         self.add_upstream(core.Upstream("usage", cfg.usage_interval, self.poll_usage))
         from obs_bridges import railway_usage  # imported next to its one use
         railway_usage.attach(self, estimated_cost)
+        self.log_poller = railway_logs.attach(self)  # the logs upstream, when RAILWAY_LOGS_OTLP_ENDPOINT is set
 
     def _auth(self, kind: str | None = None) -> dict:
         tok = self.token()

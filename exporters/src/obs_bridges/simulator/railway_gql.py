@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
+from obs_bridges.simulator import railway_logs
 from obs_bridges.simulator.world import World, costs
 
 SDL = """
@@ -82,8 +83,7 @@ type Query {
   estimatedUsage(measurements: [MetricMeasurement!]!, projectId: String, workspaceId: String): [EstimatedUsage!]!
   usage(measurements: [MetricMeasurement!]!, projectId: String, workspaceId: String, startDate: DateTime,
     endDate: DateTime, groupBy: [MetricTag!], includeDeleted: Boolean): [AggregatedUsage!]!
-}
-"""
+""" + railway_logs.QUERY_FIELDS + "}\n" + railway_logs.SDL
 
 SCHEMA = build_schema(SDL)
 
@@ -278,6 +278,9 @@ class Root:
                     out.append({"measurement": m, "value": v, "tags": {"projectId": pid}})
                 rows[m] += v
         return out if by_project else [{"measurement": m, "value": round(v, 6), "tags": {}} for m, v in rows.items()]
+
+    def environmentLogs(self, info, environmentId, **kw):
+        return railway_logs.environment_logs(self, environmentId, **kw)
 
 
 def execute(world: World, scope: dict, body) -> dict:
