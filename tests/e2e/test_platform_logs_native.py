@@ -68,3 +68,19 @@ def test_speed_insights_reach_prometheus_as_web_vitals(native_stack):
     smoke.poll("Speed Insights Web Vitals in Prometheus", lambda: smoke.prom_query(
         prom, 'sum(web_vitals_lcp_seconds_count{job="ingest"}) > 0'), timeout=90)
     assert smoke.prom_query(prom, 'count(count by (service) (web_vitals_lcp_seconds_count{job="ingest"})) <= 21')
+
+
+def test_railway_logs_reach_loki_from_the_bridge(native_stack):
+    """The Railway bridge reads the simulator's environmentLogs and ships them through the collector."""
+    loki, bridge = native_stack.url("loki", 3100), native_stack.url("railway-exporter", 9601)
+    recs = smoke.poll("Railway log records at the Loki stand-in", lambda: _platform_logs(loki, "railway"),
+                      timeout=90)
+    for r in recs:
+        res = r["resource"]
+        assert LABELS <= set(res) and res["source"] == "deploy" and res["level"] in LEVELS, res
+        assert res["project"] != "unknown" and res["service.name"] != "unknown", res
+    keys = [(r["time_unix_nano"], r["body"], r["resource"]["service.name"], json.dumps(r["attributes"], sort_keys=True))
+            for r in recs]
+    assert len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} Railway lines arrived twice"
+    # Read after the records: everything at the stand-in was counted as shipped, once.
+    assert _metric(bridge, "railway_logs_records_shipped_total") >= len(recs)

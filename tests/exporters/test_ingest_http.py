@@ -32,7 +32,6 @@ def ingest(procs):
         exp = procs.exporter("ingest", {
             "INGEST_PORT": port, "INGEST_OTLP_ENDPOINT": collector.url,
             "INGEST_SUPABASE_OTLP_URL": upstream.url + "/v1/logs",
-            "INGEST_SUPABASE_LOKI_URL": upstream.url + "/loki/api/v1/push",
             "INGEST_GITHUB_WEBHOOK_URL": upstream.url + "/webhook",
             "VERCEL_DRAIN_SECRET_FILE": procs.tmp / "vsecret", "SUPABASE_DRAIN_TOKENS_FILE": procs.tmp / "tokens",
             **env})

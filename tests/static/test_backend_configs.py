@@ -224,3 +224,45 @@ def test_loki_retention_by_environment(environment, period):
     for rule in cfg["limits_config"]["retention_stream"]:
         hours = int(rule["period"].rstrip("h"))
         assert hours >= 24, f"Loki refuses a retention_stream period under 24h: {rule}"
+
+
+# The Loki index labels of issue 16's shared design (docs/logging.md, "Logs in Loki"), by resource attribute.
+INDEX_ATTRIBUTES = {"service.name", "deployment.environment", "deployment.environment.name", "platform", "project",
+                    "source", "level"}
+
+
+def test_loki_indexes_exactly_the_bounded_resource_attributes():
+    """Loki's default OTLP index list has ids (service.instance.id, k8s.pod.name): it is switched off, and
+    exactly the design's attributes are labels; the retention rules select on one of them."""
+    cfg = yaml.safe_load((ROOT / "loki" / "loki.yml").read_text())
+    res = cfg["limits_config"]["otlp_config"]["resource_attributes"]
+    assert res["ignore_defaults"] is True
+    indexed = {a for c in res["attributes_config"] if c["action"] == "index_label" for a in c["attributes"]}
+    assert indexed == INDEX_ATTRIBUTES
+    labels = {a.replace(".", "_") for a in indexed}
+    for rule in cfg["limits_config"]["retention_stream"]:
+        assert set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", rule["selector"])) <= labels, rule
+    # The collector lifts exactly label attributes into the resource of container and Supabase records.
+    otel = yaml.safe_load((ROOT / "otelcol" / "config.yaml").read_text())
+    assert set(otel["processors"]["groupbyattrs/labels"]["keys"]) <= INDEX_ATTRIBUTES
+
+
+def test_logging_doc_logql_parses_and_selects_index_labels():
+    """docs/logging.md's example queries parse (Grafana's LogQL grammar) and select on index labels only."""
+    from tests.conftest import require_tool
+    from tests.support import logql
+
+    grammar = require_tool("lezer-logql").parents[3]
+    text = (ROOT / "docs" / "logging.md").read_text()
+    section = text[text.index("## Logs in Loki"):]
+    queries = [q.strip() for block in re.findall(r"```logql\n(.*?)```", section, re.S)
+               for q in block.splitlines() if q.strip()]
+    assert len(queries) >= 10
+    labels = logql.index_labels()
+    for q, p in zip(queries, logql.parse_many(queries, grammar), strict=True):
+        assert p.ok, f"{q}: {p.error}"
+        for sel in p.selectors:
+            assert {m.name for m in sel} <= labels, q
+    platforms = {m.value for p in logql.parse_many(queries, grammar) for sel in p.selectors for m in sel
+                 if m.name == "platform" and m.op == "="}
+    assert platforms == {"vercel", "railway", "supabase", "compose"}

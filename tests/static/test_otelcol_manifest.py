@@ -22,6 +22,9 @@ TYPE_OF_MODULE = {
     "tailsamplingprocessor": "tail_sampling",
     "filterprocessor": "filter",
     "filestorage": "file_storage",
+    "fluentforwardreceiver": "fluent_forward",
+    "transformprocessor": "transform",
+    "groupbyattrsprocessor": "groupbyattrs",
 }
 
 

@@ -4,6 +4,7 @@ and rate bounds before a body is read, the in-flight budget, the label mapping o
 Supabase token -> project mapping forwarded as X-Obs-Project."""
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -149,9 +150,21 @@ def test_supabase_token_names_the_project_and_never_travels_on(tmp_path):
     assert url == "http://otelcol:4319/v1/logs" and data == b"\x0a\x00"
     assert headers["X-Obs-Project"] == "shop" and headers["content-encoding"] == "gzip"
     assert not any(k.lower() == "authorization" for k in headers)
+    push = gzip.compress(json.dumps({"streams": [{"stream": {"source": "supabase", "service": "postgres.logs"},
+                                                  "values": [["1767225600000000000", "connection received",
+                                                              {"metadata_parsed_error_severity": "LOG"}]]}]}).encode())
+    r = post(ingest, "/supabase/loki/api/v1/push", push, {"Authorization": "Bearer other-token-0123456789abc",
+                                                          "Content-Encoding": "gzip"})
+    assert r.code == 200, r.body
+    url, data, headers = session.calls[1]
+    assert url == "http://otelcol:4319/v1/logs" and headers["X-Obs-Project"] == "blog"
+    assert headers["Content-Type"] == "application/json" and "content-encoding" not in headers
+    (rl,) = json.loads(data)["resourceLogs"]
+    assert rl["resource"]["attributes"] == [{"key": "service.name", "value": {"stringValue": "postgres.logs"}}]
+    (rec,) = rl["scopeLogs"][0]["logRecords"]
+    assert rec["timeUnixNano"] == "1767225600000000000" and rec["body"] == {"stringValue": "connection received"}
     r = post(ingest, "/supabase/loki/api/v1/push", b"{}", {"Authorization": "Bearer other-token-0123456789abc"})
-    assert r.code == 200 and session.calls[1][0].endswith(":3500/loki/api/v1/push")
-    assert session.calls[1][2]["X-Obs-Project"] == "blog"
+    assert r.code == 400 and count(ingest, "supabase_loki", "malformed") == 1
     for auth in (None, "Bearer wrong-token-0123456789", f"Basic {TOKEN}", "Bearer"):
         h = {"Authorization": auth} if auth else {}
         assert post(ingest, "/supabase/v1/logs", b"x", h).code == 401
@@ -281,3 +294,20 @@ def test_speed_insights_learn_project_names_from_the_log_drain(tmp_path):
     bad = b"[1, 2]"
     r = post(ingest, "/vercel/speed-insights", bad, {"x-vercel-signature": signature(VSECRET.encode(), bad)})
     assert r.code == 400 and count(ingest, "vercel_speed_insights", "malformed") == 1
+
+
+@pytest.mark.parametrize("body,encoding,why", [
+    (b"\x0a\x00", None, "not JSON"),
+    (b'{"streams": {}}', None, "expected"),
+    (b'{"streams": [{"values": [[1, "x"]]}]}', None, "value 0"),
+    (b'{"streams": [{"values": [["12", "x", []]]}]}', None, "structured metadata"),
+    (gzip.compress(b" " * (33 * 1024 * 1024)), "gzip", "expands past"),
+    (b"not gzip", "gzip", "not valid gzip"),
+    (b"{}", "br", "not supported"),
+])
+def test_supabase_loki_pushes_that_are_refused(body, encoding, why):
+    from obs_bridges.supabase_loki import to_otlp
+    from obs_bridges.parsing import ParseError
+
+    with pytest.raises(ParseError, match=why):
+        to_otlp(body, encoding)

@@ -8,7 +8,7 @@ then the sender's credential (401), and only then parses or forwards.
     POST /vercel/speed-insights       Speed Insights drain: x-vercel-signature -> web_vitals_* on /metrics
     POST /vercel/v1/traces            trace drain (OTLP/HTTP): x-vercel-signature -> collector /v1/traces
     POST /supabase/v1/logs            Supabase OTLP drain: Bearer token -> collector's Supabase receiver
-    POST /supabase/loki/api/v1/push   Supabase Loki drain: Bearer token -> collector's Supabase receiver
+    POST /supabase/loki/api/v1/push   Supabase Loki drain: Bearer token -> as OTLP to the same receiver
     POST /github/webhook              -> the GitHub bridge's receiver (which checks X-Hub-Signature-256)
 
 ``Ingest.handle`` holds the logic with no sockets (a unit test drives it); ingest_server.py puts it on HTTP."""
@@ -24,7 +24,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from obs_bridges import log, vercel_drain
+from obs_bridges import log, supabase_loki, vercel_drain
 from obs_bridges.github_receiver import TokenBucket
 from obs_bridges.ingest_settings import IngestSettings, SecretsProblem, match_token, supabase_tokens, vercel_secrets
 from obs_bridges.otlp_logs import LogRecord, OtlpLogSender, OtlpSendError, Resource, normalise_level
@@ -206,7 +206,9 @@ class Ingest:
             project = self._check_supabase(route, headers)
             if isinstance(project, Response):
                 return project
-            url = self.settings.supabase_otlp_url if route.name == "supabase_otlp" else self.settings.supabase_loki_url
+            url = self.settings.supabase_otlp_url
+            if route.name == "supabase_loki":  # the collector has no Loki receiver: the same records as OTLP
+                return self._supabase_loki(route, url, headers, body, project)
             return self._forward(route, url, headers, body, {"X-Obs-Project": project})
         return self._forward(route, self.settings.github_webhook_url or "", headers, body, passthrough=True)
 
@@ -280,6 +282,19 @@ class Ingest:
             return self._refuse(route, "too_large" if code == 413 else "malformed", code,
                                 f"not a Speed Insights drain batch: {e}")
         return self._accepted(route, {"result": "accepted", "records": n})
+
+    def _supabase_loki(self, route: Route, url: str, headers: Mapping[str, str], body: bytes,
+                       project: str) -> Response:
+        if not self.decoding.acquire(timeout=DECODE_WAIT_SECONDS):
+            return self._refuse(route, "busy", 503, "busy: retry later", {"Retry-After": RETRY_AFTER_BUSY})
+        try:
+            try:
+                otlp, _ = supabase_loki.to_otlp(body, headers.get("Content-Encoding"))
+            except ParseError as e:
+                return self._refuse(route, "malformed", 400, str(e))
+            return self._forward(route, url, {}, otlp, {"Content-Type": "application/json", "X-Obs-Project": project})
+        finally:
+            self.decoding.release()
 
     def _forward(self, route: Route, url: str, headers: Mapping[str, str], body: bytes,
                  extra: Mapping[str, str] | None = None, passthrough: bool = False) -> Response:

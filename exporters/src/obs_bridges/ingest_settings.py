@@ -27,8 +27,7 @@ class IngestSettings:
     port: int
     metrics_port: int
     otlp_endpoint: str  # the collector's OTLP/HTTP base (Vercel logs, Vercel traces)
-    supabase_otlp_url: str  # the collector's internal Supabase OTLP/HTTP logs receiver
-    supabase_loki_url: str  # the collector's internal Supabase Loki-push receiver
+    supabase_otlp_url: str  # the collector's internal Supabase OTLP/HTTP logs receiver (both Supabase drains)
     github_webhook_url: str | None  # the GitHub bridge's receiver; None: the route is off
     vercel_secrets: config.SecretSource | None  # one or more drain secrets, one per line
     vercel_verify: config.SecretSource | None  # the x-vercel-verify token (optional)
@@ -62,7 +61,6 @@ def load_settings(env: Mapping[str, str]) -> IngestSettings:
         metrics_port=config.env_int(env, "LISTEN_PORT", DEFAULT_METRICS_PORT, 1, 65535),
         otlp_endpoint=config.env_url(env, "INGEST_OTLP_ENDPOINT", "http://otelcol:4318"),
         supabase_otlp_url=config.env_url(env, "INGEST_SUPABASE_OTLP_URL", "http://otelcol:4319/v1/logs"),
-        supabase_loki_url=config.env_url(env, "INGEST_SUPABASE_LOKI_URL", "http://otelcol:3500/loki/api/v1/push"),
         github_webhook_url=github,
         vercel_secrets=_secret(env, "VERCEL_DRAIN_SECRET", "OBS_DEMO_VERCEL_DRAIN_SECRET", demo),
         vercel_verify=_secret(env, "VERCEL_DRAIN_VERIFY_TOKEN", "OBS_DEMO_VERCEL_DRAIN_VERIFY_TOKEN", demo),
