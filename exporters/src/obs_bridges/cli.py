@@ -39,6 +39,12 @@ def run_exporter(name: str, env=None, *, webhooks: bool = False) -> int:
     log.setup(f"{name}-exporter", (env.get("LOG_LEVEL") or "info").strip() or "info")
     lg = log.get(f"obs_bridges.{name}")
     try:
+        from obs_bridges import privileges
+
+        dropped = privileges.drop_if_root(env)
+        if dropped:
+            lg.info("started as root: volumes given to the image's user, now running as it",
+                    extra=log.kv(uid=dropped[0], gid=dropped[1]))
         exp = _load(name).build(env)
         receiver = _receiver(exp, env) if webhooks else None
     except config.ConfigError as e:
