@@ -21,7 +21,7 @@ from obs_bridges.github_api import Job, Run
 from obs_bridges.github_webhooks import (DELIVERY_HEADER, EVENT_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER,
                                          DeliveryLog, Ignored, JobEvent, Ping, RunEvent, decode_body,
                                          parse_delivery, verify_signature)
-from obs_bridges.httpserver import QuietHandler, make_http_server
+from obs_bridges.httpserver import QuietHandler, make_http_server, send_json
 from obs_bridges.parsing import ParseError
 
 PATH = "/webhook"
@@ -116,8 +116,7 @@ class Receiver:
         self.bucket = TokenBucket(settings.max_rps, settings.burst, monotonic)
         self.deliveries = DeliveryLog(clock=clock)
         self.log = log.get("obs_bridges.github.webhook")
-        self._throttle: dict[str, tuple[float, int]] = {}
-        self._throttle_lock = threading.Lock()
+        self.throttled = log.Throttled(self.log, clock, LOG_EVERY_SECONDS)
         self.total = Counter("github_webhook_deliveries", "Webhook requests by event and what became of them.",
                              ["event", "result"], registry=registry)
         self.last = Gauge("github_webhook_last_delivery_timestamp_seconds",
@@ -217,15 +216,7 @@ class Receiver:
         return Response(code, {"error": why}, close=close)
 
     def _note(self, reason: str, msg: str) -> None:
-        """Warn once per reason per LOG_EVERY_SECONDS: a flood of forged requests cannot flood the log."""
-        now = self.clock()
-        with self._throttle_lock:
-            at, n = self._throttle.get(reason, (float("-inf"), 0))
-            if now - at < LOG_EVERY_SECONDS:
-                self._throttle[reason] = (at, n + 1)
-                return
-            self._throttle[reason] = (now, 0)
-        self.log.warning(msg, extra=log.kv(reason=reason, refused_since_last_line=n))
+        self.throttled.warning(reason, msg)
 
 
 def serve(rc: Receiver) -> ThreadingHTTPServer:
@@ -248,19 +239,7 @@ def serve(rc: Receiver) -> ThreadingHTTPServer:
             return b"".join(chunks)
 
         def _do(self):
-            r = rc.handle(self.command, self.path, self.headers, self._read)
-            data = r.bytes()
-            self.send_response(r.code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in r.headers.items():
-                self.send_header(k, v)
-            if r.close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            send_json(self, rc.handle(self.command, self.path, self.headers, self._read))
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _do
 

@@ -29,6 +29,22 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+def send_json(handler: BaseHTTPRequestHandler, r) -> None:
+    """Write a receiver's Response (code, bytes(), headers, close) as JSON; `close` ends the connection (its
+    body was not read, so the connection cannot carry another request)."""
+    data = r.bytes()
+    handler.send_response(r.code)
+    for k, v in {"Content-Type": "application/json", **r.headers}.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(data)))
+    if r.close:
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+
+
 def serve(exporter_or_handler, addr: str, port: int) -> ThreadingHTTPServer:
     exp = exporter_or_handler
 

@@ -122,8 +122,7 @@ class Ingest:
         self.budget = Budget(settings.inflight_bytes)
         self.decoding = threading.BoundedSemaphore(DECODE_SLOTS)
         self.log = log.get("obs_bridges.ingest")
-        self._throttle: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
+        self.throttled = log.Throttled(self.log, clock, LOG_EVERY_SECONDS)
         self.requests = Counter("ingest_requests", "Pushes to the public ingest by route and what became of them.",
                                 ["route", "result"], registry=self.registry)
         self.records = Counter("ingest_log_records", "Log records the ingest decoded and the collector accepted.",
@@ -340,15 +339,7 @@ class Ingest:
         return self._count(route, result, Response(code, {"error": why}, headers or {}, close=close))
 
     def _note(self, reason: str, msg: str) -> None:
-        """Warn once per reason per LOG_EVERY_SECONDS, so a flood of junk cannot flood the log."""
-        now = self.clock()
-        with self._lock:
-            at, n = self._throttle.get(reason, (float("-inf"), 0))
-            if now - at < LOG_EVERY_SECONDS:
-                self._throttle[reason] = (at, n + 1)
-                return
-            self._throttle[reason] = (now, 0)
-        self.log.warning(msg, extra=log.kv(reason=reason, refused_since_last_line=n))
+        self.throttled.warning(reason, msg)
 
 
 def _declared_length(headers: Mapping[str, str]) -> int | None:

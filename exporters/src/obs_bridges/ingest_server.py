@@ -10,7 +10,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from obs_bridges import config, httpserver, log
-from obs_bridges.httpserver import QuietHandler, make_http_server
+from obs_bridges.httpserver import QuietHandler, make_http_server, send_json
 from obs_bridges.ingest import BodyError, Ingest
 from obs_bridges.ingest_settings import load_settings
 from obs_bridges.vercel_speed_insights import SpeedInsights
@@ -102,18 +102,7 @@ def serve_public(ingest: Ingest) -> ThreadingHTTPServer:
 
         def _do(self):
             r = ingest.handle(self.command, self.path, self.headers, self._read_body)
-            data = r.bytes()
-            self.send_response(r.code)
-            headers = {"Content-Type": "application/json", **r.headers}
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            if r.close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            send_json(self, r)
             if r.close:
                 self._linger()
 

@@ -87,3 +87,23 @@ def get(name: str) -> logging.Logger:
 def kv(**fields) -> dict:
     """Helper: logger.info("msg", extra=kv(a=1))."""
     return {"fields": fields}
+
+
+class Throttled:
+    """Warnings at most once per reason per `every` seconds, each saying how many were held back since the
+    last: a public endpoint under a flood of junk must not flood its log."""
+
+    def __init__(self, logger: logging.Logger, clock, every: float = 60.0):
+        self.logger, self.clock, self.every = logger, clock, every
+        self._last: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, reason: str, msg: str) -> None:
+        now = self.clock()
+        with self._lock:
+            at, n = self._last.get(reason, (float("-inf"), 0))
+            if now - at < self.every:
+                self._last[reason] = (at, n + 1)
+                return
+            self._last[reason] = (now, 0)
+        self.logger.warning(msg, extra=kv(reason=reason, refused_since_last_line=n))

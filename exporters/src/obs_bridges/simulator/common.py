@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from obs_bridges import log
 
 
 class Reply(Exception):
@@ -85,3 +87,17 @@ def num(data: dict, key: str, default=None, cast=float):
         raise Reply(400, {"message": f"{key} must be a {'whole ' if cast is int else ''}number from {lo} to {hi}, "
                                      f"got {json.dumps(v)[:40]}"})
     return cast(v)
+
+
+def start_ticker(name: str, tick, every: float) -> None:
+    """Call tick() every `every` seconds on a daemon thread for the life of the process; a failing tick is
+    logged and the next one runs (the simulator's senders: webhooks, drains)."""
+    def loop():
+        while True:
+            time.sleep(every)
+            try:
+                tick()
+            except Exception:  # noqa: BLE001 - logged; the loop goes on (pragma: no cover)
+                log.get("obs_bridges.simulator").exception("periodic task failed", extra=log.kv(task=name))
+
+    threading.Thread(target=loop, daemon=True, name=name).start()

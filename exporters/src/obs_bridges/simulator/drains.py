@@ -31,7 +31,6 @@ import json
 import random
 import secrets
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Callable
 from obs_bridges import log, vercel_drain
 from obs_bridges.files import write_atomic
 from obs_bridges.simulator import drain_payloads as pl
-from obs_bridges.simulator.common import Reply
+from obs_bridges.simulator.common import Reply, start_ticker
 from obs_bridges.simulator.webhooks import http_post
 from obs_bridges.simulator.world import World
 
@@ -208,14 +207,7 @@ class DrainSender:
         return {"kind": kind, "statuses": self.send(kind, auth)}
 
     def start(self) -> None:
-        def loop():
-            while True:
-                time.sleep(TICK_SECONDS)
-                try:
-                    self.tick()
-                except Exception:  # pragma: no cover
-                    LOG.exception("drain tick failed")
-        threading.Thread(target=loop, daemon=True, name="platform-drains").start()
+        start_ticker("platform-drains", self.tick, TICK_SECONDS)
 
 
 def control_endpoint(state, method, parts, q, data):

@@ -10,7 +10,6 @@ import json
 import random
 import secrets
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ from typing import Callable
 
 from obs_bridges import github_webhooks, log
 from obs_bridges.files import write_atomic
+from obs_bridges.simulator.common import start_ticker
 from obs_bridges.simulator.github import job_json, run_json
 from obs_bridges.simulator.world import World
 
@@ -240,11 +240,4 @@ class WebhookSender:
         return self._bodies[rec["id"]]
 
     def start(self) -> None:
-        def loop():
-            while True:
-                time.sleep(TICK_SECONDS)
-                try:
-                    self.tick()
-                except Exception:  # pragma: no cover
-                    LOG.exception("webhook tick failed")
-        threading.Thread(target=loop, daemon=True, name="github-webhooks").start()
+        start_ticker("github-webhooks", self.tick, TICK_SECONDS)
