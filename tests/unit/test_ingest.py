@@ -311,3 +311,26 @@ def test_supabase_loki_pushes_that_are_refused(body, encoding, why):
 
     with pytest.raises(ParseError, match=why):
         to_otlp(body, encoding)
+
+
+def test_demo_secrets_stand_in_per_read_until_a_real_one_is_written(tmp_path):
+    demo = tmp_path / "demo"
+    demo.write_text("demo-secret-0123456789\n")
+    real = tmp_path / "real"
+    env = {"OBS_DEMO_SIMULATOR_URL": "http://simulator:8600", "VERCEL_DRAIN_SECRET_FILE": str(real),
+           "OBS_DEMO_VERCEL_DRAIN_SECRET_FILE": str(demo)}
+    ingest = ig.Ingest(load_settings(env), registry=CollectorRegistry(), sender=Sender(), session=Session())
+    body = json.dumps(VERCEL).encode()
+
+    def status(secret: bytes) -> int:
+        return post(ingest, "/vercel/logs", body, {"x-vercel-signature": signature(secret, body)}).code
+
+    assert status(b"demo-secret-0123456789") == 200
+    real.write_text(VSECRET)
+    assert status(b"demo-secret-0123456789") == 401 and status(VSECRET.encode()) == 200
+    real.write_text("")
+    assert status(b"demo-secret-0123456789") == 200
+    # Outside demo mode the simulator's file is never read.
+    live = ig.Ingest(load_settings({k: v for k, v in env.items() if k != "OBS_DEMO_SIMULATOR_URL"}),
+                     registry=CollectorRegistry(), sender=Sender(), session=Session())
+    assert post(live, "/vercel/logs", body, {"x-vercel-signature": signature(b"demo-secret-0123456789", body)}).code == 503

@@ -38,14 +38,31 @@ class IngestSettings:
     demo: bool
 
 
-def _secret(env: Mapping[str, str], name: str, demo_name: str, demo: bool) -> config.SecretSource | None:
-    """NAME(_FILE); in demo mode only, while that is unset, missing or empty, the simulator's per-start
-    OBS_DEMO_* file (never a fixed default)."""
+class DemoFallback:
+    """NAME(_FILE), or in demo mode, while that is unset, missing or empty, the simulator's per-start OBS_DEMO_*
+    file. Decided on every read: a real secret written later takes over without a restart, and an unreadable
+    real file is never passed over for the demo one."""
+
+    def __init__(self, real: config.SecretSource, demo: config.SecretSource):
+        self.real, self.demo = real, demo
+        self.name = real.name
+        self.configured = True
+
+    def read(self) -> config.SecretRead:
+        r = self.real.read()
+        if r.state in ("unset", "missing", "empty"):
+            self.name = self.demo.name
+            return self.demo.read()
+        self.name = self.real.name
+        return r
+
+
+def _secret(env: Mapping[str, str], name: str, demo_name: str, demo: bool):
+    """The route's secret source, or None when the route is off (nothing configured)."""
     src = config.SecretSource(env, name)
-    if demo and src.read().state in ("unset", "missing", "empty"):
-        alt = config.SecretSource(env, demo_name)
-        if alt.configured:
-            return alt
+    alt = config.SecretSource(env, demo_name)
+    if demo and alt.configured:
+        return DemoFallback(src, alt)
     return src if src.configured else None
 
 
