@@ -22,7 +22,7 @@ from tests.harness.stack import NativeStack
 
 SERVICES = ["prometheus", "loki", "otelcol", "alertmanager", "webhook-sink", "simulator", "railway-exporter",
             "vercel-exporter", "supabase-exporter", "github-exporter", "demo-app", "demo-loadgen",
-            "blackbox-exporter"]
+            "blackbox-exporter", "ingest"]
 BRIDGES = ["railway", "vercel", "supabase", "github"]
 # The bridges poll every 60 s by default; the test polls every 5 s so that two batches of simulated
 # deployments and workflow runs are counted within the time budget (nothing else is changed).
