@@ -26,6 +26,14 @@ REPO_RUNBOOKS = "https://github.com/obs-stack/obs-stack/blob/main/runbooks/"
 DS_VARS = {"prometheus": "datasource", "loki": "logs", "tempo": "traces"}
 DS_DEFAULT = {"prometheus": "prometheus", "loki": "loki", "tempo": "tempo"}
 DS_LABEL = {"prometheus": "Metrics", "loki": "Logs", "tempo": "Traces"}
+# With forwarding on (docker-compose.forward.yml) Grafana also has the long-term store as a Prometheus
+# datasource, uid prometheus-longterm: the same dashboards read it when the variable is switched to it.
+DS_DESCRIPTION = {
+    "prometheus": "Metrics datasource (prometheus): the local Prometheus by default, or Prometheus (long-term) "
+                  "when forwarding is on (docs/forwarding.md).",
+    "loki": "Logs datasource (loki).",
+    "tempo": "Traces datasource (tempo).",
+}
 
 
 def ds(kind: str) -> dm.DataSourceRef:
@@ -318,7 +326,7 @@ class Board:
              .refresh(self.refresh).time(self.time_from, "now").timezone("browser").readonly()
              .tooltip(dm.DashboardCursorSync.CROSSHAIR))
         ds_vars = [db.DatasourceVariable(DS_VARS[k]).label(DS_LABEL[k]).type(k)
-                   .description(f"{DS_LABEL[k]} datasource ({k}).")
+                   .description(DS_DESCRIPTION[k])
                    .current(dm.VariableOption(selected=True, text=DS_DEFAULT[k].capitalize(), value=DS_DEFAULT[k]))
                    for k in self.datasources]
         d = d.variables(ds_vars + self.variables)

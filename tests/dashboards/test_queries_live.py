@@ -211,6 +211,8 @@ RUNBOOK_ABSENT_OK = {
 RUNBOOK_ABSENT_PREFIXES = {
     "loki_": "Loki's own metrics: Loki runs only in the Docker tier (AGPL, never built here)",
     "tempo_": "Tempo's own metrics: as Loki's",
+    "prometheus_remote_storage_": "per-queue series exist only with forwarding on (docs/forwarding.md); "
+                                  "tests/e2e/test_forward_prometheus.py runs these runbook queries on a forwarding Prometheus",
 }
 # Labels a runbook query may use that the demo's series lack: each says why.
 RUNBOOK_LABELS_ABSENT_OK = {

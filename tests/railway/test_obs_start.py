@@ -279,3 +279,53 @@ def test_root_gives_the_volume_to_the_image_user_and_drops(tmp_path):
     p = run(["dash"], ["prometheus", sys.executable, "-c", "import os; print(os.getuid(), os.getgid())"], env)
     assert p.stdout.split() == ["65534", "65534"]
     assert (vol / "old").stat().st_uid == 65534 and vol.stat().st_uid == 65534
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_collector_forwarding_from_variables(shell, tmp_path):
+    """OTLP_FORWARD_ENDPOINT switches logs and traces forwarding on: the overlay's files join the command
+    line, rendered, and the endpoint and token become secret files; neither variable reaches the collector."""
+    token = "forward-token-0123456789abcdef"
+    env = railway(tmp_path, OTLP_FORWARD_ENDPOINT="https://otlp-gateway.example/otlp", OTLP_FORWARD_TOKEN=token,
+                  OBS_OTELCOL_CONFIG_DIR=str(ROOT / "otelcol"))
+    out = printed(run(shell, ["otelcol", *ARGV_PRINTER, f"--config={ROOT / 'otelcol/config.yaml'}"], env))
+    configs = [a.split("=", 1)[1] for a in out["argv"] if a.startswith("--config=")]
+    assert [Path(c).name for c in configs] == ["config.yaml", "forward.yaml", "forward-local-true.yaml"]
+    assert all(c.startswith(str(tmp_path / "r")) for c in configs), configs
+    secrets = tmp_path / "r" / "secrets"
+    assert (secrets / "otlp_forward_endpoint").read_text() == "https://otlp-gateway.example/otlp"
+    assert (secrets / "otlp_forward_token").read_text() == token
+    assert stat.S_IMODE((secrets / "otlp_forward_token").stat().st_mode) == 0o600
+    assert "OTLP_FORWARD_TOKEN" not in out["env"] and "OTLP_FORWARD_ENDPOINT" not in out["env"]
+    assert str(secrets / "otlp_forward_token") in Path(configs[1]).read_text()
+    only = printed(run(shell, ["otelcol", *ARGV_PRINTER, f"--config={ROOT / 'otelcol/config.yaml'}"],
+                       {**env, "OTLP_FORWARD_LOCAL": "false", "OBS_RENDER_DIR": str(tmp_path / "r2")}))
+    assert Path([a for a in only["argv"] if a.startswith("--config=")][-1]).name == "forward-local-false.yaml"
+    bad = run(shell, ["otelcol", *ARGV_PRINTER], {**env, "OTLP_FORWARD_LOCAL": "maybe"}, check=False)
+    assert bad.returncode == 1 and "OTLP_FORWARD_LOCAL" in bad.stderr
+    plain = {**railway(tmp_path), "OBS_RENDER_DIR": str(tmp_path / "r3")}
+    off = printed(run(shell, ["otelcol", *ARGV_PRINTER, f"--config={ROOT / 'otelcol/config.yaml'}"], plain))
+    assert len([a for a in off["argv"] if a.startswith("--config=")]) == 1
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_grafana_longterm_datasource_from_variables(shell, tmp_path):
+    prov = tmp_path / "prov"
+    shutil.copytree(ROOT / "grafana/provisioning", prov)
+    lt = {"PROMETHEUS_LONGTERM_URL": "https://prometheus-prod.example/api/prom",
+          "PROMETHEUS_LONGTERM_USERNAME": "12345", "PROMETHEUS_LONGTERM_PASSWORD": "glc-read-token-0123456789"}
+    env = railway(tmp_path, GF_SECURITY_ADMIN_PASSWORD="correct-horse-battery-staple", GF_PATHS_PROVISIONING=str(prov),
+                  GF_PATHS_DATA=str(tmp_path), GRAFANA_RUN=ARGV_PRINTER[0], **lt)
+    cmd = ["grafana", "/bin/sh", str(ROOT / "grafana/entrypoint.sh"), *ARGV_PRINTER[1:]]
+    out = printed(run(shell, cmd, env))
+    assert not set(lt) & set(out["env"])
+    rendered = Path(out["env"]["GF_PATHS_PROVISIONING"]) / "datasources/prometheus-longterm.yml"
+    text = rendered.read_text()
+    assert "uid: prometheus-longterm" in text and "/run/obs-secrets" not in text
+    secrets = tmp_path / "r" / "secrets"
+    for f, var in (("url", "PROMETHEUS_LONGTERM_URL"), ("password", "PROMETHEUS_LONGTERM_PASSWORD")):
+        assert (secrets / f"prometheus_longterm_{f}").read_text() == lt[var]
+        assert str(secrets / f"prometheus_longterm_{f}") in text
+    missing = {k: v for k, v in env.items() if k != "PROMETHEUS_LONGTERM_PASSWORD"}
+    p = run(shell, cmd, {**missing, "OBS_RENDER_DIR": str(tmp_path / "r2")}, check=False)
+    assert p.returncode == 1 and "PROMETHEUS_LONGTERM_PASSWORD" in p.stderr

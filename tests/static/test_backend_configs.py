@@ -1,4 +1,5 @@
-"""loki/loki.yml and tempo/tempo.yml against the documented configuration reference of the version .env pins
+"""loki/loki.yml and tempo/tempo.yml (and their object-storage variants loki/loki.s3.yml and tempo/tempo.s3.yml,
+which docker-compose.s3.yml mounts) against the documented configuration reference of the version .env pins
 (tests/static/config_reference/<product>-<version>.yml, generated from the upstream doc by
 scripts/config-reference). Both programs load their config with yaml.UnmarshalStrict, so an unknown or
 misplaced key stops them at start; no Loki or Tempo binary runs here (AGPL), so this check stands in for it
@@ -18,6 +19,9 @@ from tests.conftest import install_tools
 ROOT = Path(__file__).resolve().parents[2]
 REF_DIR = Path(__file__).resolve().parent / "config_reference"
 CONFIGS = {"loki": ("LOKI_VERSION", "loki/loki.yml"), "tempo": ("TEMPO_VERSION", "tempo/tempo.yml")}
+# Every config file each program is started with: the stack's, and the S3 overlay's (docker-compose.s3.yml).
+FILES = [("loki", "loki/loki.yml"), ("loki", "loki/loki.s3.yml"), ("tempo", "tempo/tempo.yml"),
+         ("tempo", "tempo/tempo.s3.yml")]
 LEAF_TYPES = {"bool", "int", "float", "duration", "string", "time", "list", "list of strings", "map", "any",
               "unexpanded"}
 # Go and Prometheus durations (Loki's model.Duration adds d/w/y); 0 needs no unit.
@@ -112,9 +116,9 @@ def leaf_types(tree) -> set[str]:
     return {tree}
 
 
-def load(product: str) -> tuple[dict, dict]:
+def load(product: str, path: str | None = None) -> tuple[dict, dict]:
     ref = reference_for(product, install_tools.read_versions())
-    cfg = yaml.safe_load((ROOT / CONFIGS[product][1]).read_text())
+    cfg = yaml.safe_load((ROOT / (path or CONFIGS[product][1])).read_text())
     return cfg, ref
 
 
@@ -132,17 +136,17 @@ def test_reference_was_written_for_the_pinned_version(product):
     assert leaf_types(ref["tree"]) <= LEAF_TYPES, leaf_types(ref["tree"]) - LEAF_TYPES
 
 
-@pytest.mark.parametrize("product", sorted(CONFIGS))
-def test_config_uses_only_documented_keys(product):
-    cfg, ref = load(product)
+@pytest.mark.parametrize("product,path", FILES)
+def test_config_uses_only_documented_keys(product, path):
+    cfg, ref = load(product, path)
     found = problems(cfg, ref["tree"])
-    assert not found, f"{CONFIGS[product][1]} vs {product}-{ref['written_for']}.yml:\n" + "\n".join(found)
+    assert not found, f"{path} vs {product}-{ref['written_for']}.yml:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("product", sorted(CONFIGS))
-def test_config_header_cites_the_reference(product):
-    _, ref = load(product)
-    head = "\n".join(line for line in (ROOT / CONFIGS[product][1]).read_text().splitlines()[:10]
+@pytest.mark.parametrize("product,path", FILES)
+def test_config_header_cites_the_reference(product, path):
+    _, ref = load(product, path)
+    head = "\n".join(line for line in (ROOT / path).read_text().splitlines()[:10]
                      if line.startswith("#"))
     assert f"config_reference/{product}-{ref['written_for']}.yml" in head, head
     assert ref["sources"][0]["tag"] in head, f"the header names the upstream tag {ref['sources'][0]['tag']}"
@@ -182,14 +186,35 @@ MUTATIONS = {
 }
 
 
-@pytest.mark.parametrize("product,label,mutate,expect",
-                         [(p, *m) for p, ms in MUTATIONS.items() for m in ms],
-                         ids=[f"{p}-{m[0].replace(' ', '-')}" for p, ms in MUTATIONS.items() for m in ms])
-def test_check_rejects_a_broken_copy(product, label, mutate, expect, tmp_path):
-    cfg, ref = load(product)
+# The object-storage variants' own blocks (docker-compose.s3.yml): the S3 clients' field names differ between
+# Loki (aws.S3Config) and Tempo (tempodb/backend/s3.Config), an easy slip when copying one to the other.
+S3_MUTATIONS = {
+    "loki/loki.s3.yml": [
+        ("Tempo's field name", lambda c: c["common"]["storage"]["s3"].update(forcepathstyle=True),
+         "common.storage.s3.forcepathstyle"),
+        ("Tempo's bucket key", lambda c: c["common"]["storage"]["s3"].update(bucket="loki"),
+         "common.storage.s3.bucket"),
+        ("wrong type", lambda c: c["common"]["storage"]["s3"].update(insecure="true"), "common.storage.s3.insecure"),
+    ],
+    "tempo/tempo.s3.yml": [
+        ("Loki's field name", lambda c: c["storage"]["trace"]["s3"].update(s3forcepathstyle=True),
+         "storage.trace.s3.s3forcepathstyle"),
+        ("Loki's bucket key", lambda c: c["storage"]["trace"]["s3"].update(bucketnames="tempo"),
+         "storage.trace.s3.bucketnames"),
+        ("wrong type", lambda c: c["storage"]["trace"]["s3"].update(part_size=[5]), "storage.trace.s3.part_size"),
+    ],
+}
+CASES = ([(p, CONFIGS[p][1], *m) for p, ms in MUTATIONS.items() for m in ms]
+         + [(path.split("/")[0], path, *m) for path, ms in S3_MUTATIONS.items() for m in ms])
+
+
+@pytest.mark.parametrize("product,path,label,mutate,expect", CASES,
+                         ids=[f"{Path(c[1]).name}-{c[2].replace(' ', '-')}" for c in CASES])
+def test_check_rejects_a_broken_copy(product, path, label, mutate, expect, tmp_path):
+    cfg, ref = load(product, path)
     broken = copy.deepcopy(cfg)
     mutate(broken)
-    copy_path = tmp_path / Path(CONFIGS[product][1]).name
+    copy_path = tmp_path / Path(path).name
     copy_path.write_text(yaml.safe_dump(broken, sort_keys=False))
     found = set(problems(yaml.safe_load(copy_path.read_text()), ref["tree"])) - set(problems(cfg, ref["tree"]))
     assert any(expect in f for f in found), f"{label}: expected a new finding containing {expect!r}, got {found}"
