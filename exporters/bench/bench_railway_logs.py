@@ -15,18 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_exporters import P
 
 PY = sys.executable
 HOBBY_PER_HOUR = 1000
@@ -87,28 +88,6 @@ class Sink:
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
-
-
-class P:
-    def __init__(self, argv, env):
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("RAILWAY_", "OBS_"))}
-        base.update(env)
-        self.p = subprocess.Popen(argv, env=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-
-    def rss_mb(self) -> float:
-        with open(f"/proc/{self.p.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self):
-        try:
-            os.killpg(self.p.pid, signal.SIGTERM)
-            self.p.wait(10)
-        except Exception:  # noqa: BLE001
-            os.killpg(self.p.pid, signal.SIGKILL)
 
 
 def metrics(url) -> dict:

@@ -15,6 +15,7 @@ then the sender's credential (401), and only then parses or forwards.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,6 @@ class Response:
     close: bool = False
 
     def bytes(self) -> bytes:
-        import json
         return self.body if isinstance(self.body, bytes) else json.dumps(self.body, separators=(",", ":")).encode()
 
 
