@@ -241,7 +241,9 @@ def test_forwarding_labels_outage_and_wrong_credentials(setup):
     probe = query(rcv, real, auth=auth)[0]["metric"]
     assert probe["stack"] == "obs-stack" and probe["kind"] == "real" and "notifications" not in probe, probe
     # the sender has the demo series (and labels everything notifications="on" on the way out) ...
-    assert query(snd, '{job="demo-app"}') and query(snd, '{demo="true"}') and query(snd, '{job="obs-demo"}')
+    # (each demo target is scraped on its own schedule: wait until all three have been, not just the first)
+    wait_for(lambda: query(snd, '{job="demo-app"}') and query(snd, '{demo="true"}') and query(snd, '{job="obs-demo"}'),
+             60, 1, "the demo series at the sender")
     assert 'notifications: "on"' in json.loads(get(f"{snd}/api/v1/status/config"))["data"]["yaml"]
     # ... the receiver none, once a later batch has certainly gone (the control probe was pushed after it)
     wait_for(lambda: metric(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_dropped_total") > 0,
