@@ -207,6 +207,8 @@ RUNBOOK_ABSENT_OK = {
        "its counters without _total)" for x in ("spans", "log_records", "metric_points")},
     "otelcol_receiver_refused_metric_points": "created when metric points first arrive over OTLP; the demo's "
     "metrics are scraped",
+    **{f"otelcol_exporter_enqueue_failed_{x}": "created at the first refusal at a full sending queue; "
+       "tests/e2e/test_forward_otlp.py fills one for real" for x in ("spans", "log_records", "metric_points")},
 }
 RUNBOOK_ABSENT_PREFIXES = {
     "loki_": "Loki's own metrics: Loki runs only in the Docker tier (AGPL, never built here)",

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.harness import compose
 from tests.railway.railwaylib import DEPLOYS, RAILWAY_ONLY, railway_config
@@ -16,6 +17,22 @@ from tests.static import imagelib
 ROOT = imagelib.ROOT
 FACTS = imagelib.load_facts()
 RAW = compose.load_compose()
+# The opt-in overlays (docs/forwarding.md, docs/capacity.md): what they run must be in their images too.
+OVERLAYS = ("docker-compose.forward.yml", "docker-compose.s3.yml")
+
+
+def with_overlay(name: str) -> dict:
+    """docker-compose.yml with an overlay's services laid over it, key by key: entrypoint, healthcheck, image
+    and volumes are replaced whole, which is what the image checks read (Compose merges volumes by target;
+    the overlays re-list every mount their entrypoints need)."""
+    raw = copy.deepcopy(RAW)
+    for svc, block in yaml.safe_load((ROOT / name).read_text())["services"].items():
+        base = raw["services"].setdefault(svc, {})
+        vols = [*base.get("volumes", []), *block.get("volumes", [])]
+        base.update(block)
+        if vols:
+            base["volumes"] = vols
+    return raw
 
 
 def railway_images() -> list[tuple[str, Path, Path, str]]:
@@ -47,7 +64,8 @@ def test_facts_were_written_for_the_pinned_version(name):
 
 
 def test_every_image_used_has_facts():
-    used = {imagelib.image_name(s["image"]) for s in RAW["services"].values() if not s["image"].startswith("obs-stack/")}
+    used = {imagelib.image_name(s["image"]) for raw in (RAW, *map(with_overlay, OVERLAYS))
+            for s in raw["services"].values() if not s["image"].startswith("obs-stack/")}
     for _, dockerfile, _, _ in RAILWAY:
         for ins, rest in imagelib.instructions(dockerfile.read_text()):
             if ins == "FROM":
@@ -61,6 +79,21 @@ def test_every_image_used_has_facts():
 def test_compose_healthchecks_and_entrypoints_run_guaranteed_programs():
     problems = imagelib.compose_problems(RAW, FACTS)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_healthchecks_and_entrypoints_run_guaranteed_programs(overlay):
+    raw = with_overlay(overlay)
+    assert raw != RAW
+    problems = imagelib.compose_problems(raw, FACTS)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_overlay_check_refuses_an_entrypoint_script_that_is_not_mounted():
+    raw = with_overlay("docker-compose.forward.yml")
+    raw["services"]["prometheus"]["volumes"] = [v for v in raw["services"]["prometheus"]["volumes"]
+                                                if "obs-start" not in v]
+    assert any("obs-start" in p for p in imagelib.compose_problems(raw, FACTS))
 
 
 @pytest.mark.parametrize("railway_file,dockerfile,context,start", RAILWAY, ids=[r[0] for r in RAILWAY])
