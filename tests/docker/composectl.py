@@ -245,9 +245,10 @@ class Compose:
         (d / f"ps-{int(time.time())}.txt").write_text(rows.stdout + rows.stderr)
 
 
-def started(c: Compose):
-    """Generator for a pytest fixture: skip without an engine (fail under OBS_DOCKER_TIER=require), `up`
-    (failing with the diagnosis), yield, and always remove the project with its volumes."""
+def started(c: Compose, prepare=None):
+    """Generator for a pytest fixture: skip without an engine (fail under OBS_DOCKER_TIER=require), run
+    `prepare` (e.g. write a test's secret files: only where the stack will really start), `up` (failing with
+    the diagnosis), yield, and always remove the project with its volumes."""
     import pytest  # only fixtures use this
 
     reason = docker_unavailable()
@@ -256,6 +257,8 @@ def started(c: Compose):
             pytest.fail(f"Docker tier: {reason} (OBS_DOCKER_TIER=require: this run exists to run it)")
         pytest.skip(f"Docker tier: {reason}")
     try:
+        if prepare:
+            prepare()
         c.up()
         yield c
     finally:
