@@ -11,17 +11,15 @@ on the harness bridge's host address, which the sender's network namespace reach
 
 Checked: spans and log records arrive at the gateway and locally; a wrong token is refused (the sender
 counts the failures, nothing arrives, local writes go on); a 60 s gateway outage, with a sender restart in it,
-is absorbed by the persistent queue and loses nothing; forward-only writes nothing locally; an empty token
-file stops the sender. Run with -s for the measured numbers."""
+is absorbed by the persistent queue and loses nothing; a full forward queue drops what does not fit, counted
+where the alerts look, while local writes go on; forward-only writes nothing locally; an empty token file stops
+the sender. Run with -s for the measured numbers."""
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import secrets
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -35,7 +33,8 @@ from tests.demo.otlp_receiver import OtlpReceiver
 from tests.e2e import otlp
 from tests.harness import compose, otlp_sink
 from tests.harness.stack import NativeStack, StackError
-from tests.support import pdeathsig
+from tests.support import procs
+from tests.support.promtext import metric_sum, series
 from tests.support.ports import free_port
 from tests.support.wait import StopWaiting, wait_for
 
@@ -46,16 +45,6 @@ ENDPOINT_FILE = "otlp_forward_endpoint"
 FORWARD = "otlp_http/forward"
 SERVICE = "obs-forward"
 OUTAGE_S = 60
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of a collector metric's samples whose labels include `labels` (name with or without _total)."""
-    total = 0.0
-    for m in re.finditer(rf"^{name}(?:_total)?(?:\{{([^}}]*)\}})? (\S+)$", text, re.M):
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 # ------------------------------------------------------------------------------------------ the gateway
@@ -69,8 +58,7 @@ class Gateway:
         self.port = free_port()
         self.health = free_port()
         self.sink_endpoint = sink_endpoint
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / "gateway.log"
+        self.proc = procs.Proc("gateway", [], workdir / "gateway.log")
 
     @property
     def endpoint(self) -> str:
@@ -94,34 +82,22 @@ class Gateway:
         (self.dir / "tokens").write_text(token + "\n")
         cfg = self.dir / "gateway.yaml"
         cfg.write_text(yaml.safe_dump(self.config()))
-        with open(self.log_path, "ab") as log:
-            # Dies with this process even when pytest is killed (no teardown then).
-            self.proc = subprocess.Popen(pdeathsig.launcher([str(self.binary), f"--config={cfg}"]), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc.argv = [str(self.binary), f"--config={cfg}"]
+        self.proc.start()
 
         def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise StopWaiting(f"gateway exited with {self.proc.returncode}: {self.log_tail()}")
+            if not self.proc.alive():
+                raise StopWaiting(f"gateway exited with {self.proc.exit_code()}: {self.log_tail()}")
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/", timeout=2) as r:
                 return r.status == 200
 
         wait_for(ready, 30, 0.2, "the gateway collector healthy")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc = None
+        self.proc.stop(timeout=15)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.proc.tail(lines)
 
 
 # ------------------------------------------------------------------------------------------ the sender
@@ -286,6 +262,51 @@ def test_gateway_outage_with_a_sender_restart_loses_nothing(fwd):
     assert min(fwd.received_at_gateway(marker)) >= back, "records held by the sender, not delivered during it"
     assert wait_for(lambda: fwd.forward_metric("otelcol_exporter_queue_size") == 0 or None, 30, 0.5,
                     "the forward queue drained")
+
+
+def test_a_full_forward_queue_drops_counted_and_local_writes_go_on(fwd):
+    """What CollectorExportQueueFilling and CollectorExportQueueDropping read, produced for real: the
+    sender with its forward queue shrunk to 3 batches and one consumer (a test-only --config after the
+    overlay's, from the secrets folder the sender already mounts), the gateway down, and more batches
+    than fit. The gauges and the counter exist with the names and labels the alerts group by, the queue
+    is full, and the local Loki still gets every record."""
+    small = fwd.secrets_dir / "test-small-queue.yaml"
+    small.write_text(yaml.safe_dump({"exporters": {FORWARD: {"sending_queue": {"queue_size": 3,
+                                                                               "num_consumers": 1}}}}))
+    os.chmod(small, 0o644)
+    normal = fwd.stack.all["otelcol"]
+    fwd.stack.all["otelcol"] = dataclasses.replace(
+        normal, command=[*normal.command, f"--config={SECRETS_TARGET}/{small.name}"])
+    fwd.gateway.stop()
+    marker = "fwd-q-" + secrets.token_hex(3)
+    try:
+        fwd.stack.restart("otelcol")
+        # The batch processor closes a batch every 2 s (otelcol/config.yaml): one post per second for 14 s
+        # makes about 7 batches for a queue of 3 plus the one the consumer holds in its retries.
+        for i in range(14):
+            fwd.send(f"{marker}-{i}", logs=1, spans=0)
+            time.sleep(1)
+
+        def dropped() -> float | None:
+            return metric_sum(fwd.metrics(), "otelcol_exporter_enqueue_failed_log_records", exporter=FORWARD) or None
+
+        n = wait_for(dropped, 30, 0.5, "log records refused at the full forward queue")
+        text = fwd.metrics()
+        logs_q = {"exporter": FORWARD, "data_type": "logs"}
+        size = [s for s in series(text, "otelcol_exporter_queue_size") if logs_q.items() <= s.items()]
+        cap = [s for s in series(text, "otelcol_exporter_queue_capacity") if logs_q.items() <= s.items()]
+        assert len(size) == 1 and len(cap) == 1, (size, cap)
+        assert metric_sum(text, "otelcol_exporter_queue_capacity", **logs_q) == 3
+        assert metric_sum(text, "otelcol_exporter_queue_size", **logs_q) == 3, "the queue should be full"
+        assert any(s.get("exporter") == FORWARD for s in series(text, "otelcol_exporter_enqueue_failed_log_records"))
+        print(f"\n[forward] full queue: {n:.0f} log records refused at the forward queue")
+        # The local copy is complete: a full forward queue holds nothing else up.
+        wait_for(lambda: fwd.local(f"{marker}-")[0] == 14 or None, 30, 0.5, "all 14 records at the local Loki")
+    finally:
+        fwd.stack.all["otelcol"] = normal
+        fwd.gateway.start(fwd.token)
+        fwd.stack.restart("otelcol")
+        small.unlink(missing_ok=True)
 
 
 def test_forward_only_writes_nothing_locally(fwd):

@@ -21,14 +21,11 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,7 +35,7 @@ from tests.alerting.runbookqueries import queries
 from tests.conftest import ROOT, require_tool
 from tests.e2e import otlp
 from tests.harness import compose
-from tests.support import pdeathsig
+from tests.support.procs import Proc
 from tests.support.ports import free_port
 from tests.support.wait import StopWaiting, wait_for
 
@@ -58,35 +55,6 @@ def bcrypt_hash(password: str) -> str:
         warnings.simplefilter("ignore", DeprecationWarning)
         crypt = importlib.import_module("crypt")
         return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
-
-
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str]
-    proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(pdeathsig.launcher(self.argv), stdout=f, stderr=subprocess.STDOUT,
-                                         env=self.env, start_new_session=True)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def get(url: str, auth: tuple[str, str] | None = None, timeout: float = 5) -> bytes:

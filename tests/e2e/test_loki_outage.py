@@ -8,7 +8,6 @@ Prints the measured numbers (queue depth at the end of the outage, catch-up time
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 
@@ -21,6 +20,7 @@ from tests.e2e import otlp, smoke
 from tests.harness import fluent_forward as ff
 from tests.harness import otlp_sink
 from tests.harness.stack import NativeStack
+from tests.support.promtext import metric_sum
 
 OUTAGE_S = 120
 EVERY_S = 2.0
@@ -31,16 +31,6 @@ PER_ROUND = 5  # records per path per round
 def stack():
     with running_stack(NativeStack(["loki", "otelcol"])) as s:
         yield s
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of a collector metric's samples whose labels include `labels` (name with or without _total)."""
-    total = 0.0
-    for m in re.finditer(rf"^{name}(?:_total)?(?:\{{([^}}]*)\}})? (\S+)$", text, re.M):
-        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total += float(m.group(2))
-    return total
 
 
 def collector_metrics(stack) -> str:

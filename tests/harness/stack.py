@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import install_tools
+from tests.support.procs import terminate
 from tests.support.wait import StopWaiting, WaitTimeout, wait_for
 
 from . import compose
@@ -267,13 +268,7 @@ class NativeStack:
         self._start_one(service)
 
     def kill(self, service: str) -> None:
-        r = self.running.pop(service)
-        r.proc.send_signal(signal.SIGTERM)
-        try:
-            r.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            r.proc.kill()
-            r.proc.wait(timeout=5)
+        terminate(self.running.pop(service).proc, timeout=15)
 
     # ------------------------------------------------------------------ internals
     def _sh(self, *args: str) -> None:
