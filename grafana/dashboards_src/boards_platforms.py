@@ -423,6 +423,7 @@ def stack(r: Rules) -> Board:
     rulefail, notif = r.steps("PrometheusRuleEvaluationFailures"), r.steps("PrometheusNotificationsFailing")
     amfail, refused = r.steps("AlertmanagerNotificationsFailing"), r.steps("CollectorRefusingData")
     storage, lokierr = r.steps("PrometheusStorageFull"), r.steps("LokiIngestionErrors")
+    queue = r.steps("CollectorExportQueueFilling")
     b.row("Up")
     b.add(
         S("stat", "Components up", "Prometheus scrapes each component (`up`); StackComponentDown after 5 "
@@ -476,10 +477,13 @@ def stack(r: Rules) -> Board:
              + (" or vector(0)" if sig == "metric_points" else ""), f"{{{{receiver}}}} {sig.replace('_', ' ')}")
            for sig in ("spans", "log_records", "metric_points")], th_alert(refused),
           runbook_links(refused + r.steps("CollectorExportFailing")), w=8),
-        S("timeseries", "Collector export queue fill", "Items waiting in each exporter's sending queue as a "
-          "share of its capacity: a backend that is down fills it.", "percentunit",
-          [P("max by (exporter) (otelcol_exporter_queue_size) / on (exporter) "
-             "(max by (exporter) (otelcol_exporter_queue_capacity) > 0)", "{{exporter}}")], w=8, minv=0, maxv=1),
+        S("timeseries", "Collector export queue fill", "Batches waiting in each exporter's sending queue (one "
+          "per signal) as a share of its capacity: a backend or forwarding gateway that is down fills it; "
+          "CollectorExportQueueFilling fires over the line, CollectorExportQueueDropping once a full queue "
+          "refuses data.", "percentunit",
+          [P("max by (exporter, data_type) (otelcol_exporter_queue_size / (otelcol_exporter_queue_capacity > 0))",
+             "{{exporter}} {{data_type}}")], th_alert(queue),
+          runbook_links(queue + r.steps("CollectorExportQueueDropping")), w=8, minv=0, maxv=1),
         S("timeseries", "Loki log lines received", "Log lines per second arriving at Loki, by push format.",
           "ops", [P("sum by (format) (rate(loki_distributor_lines_received_total[$__rate_interval]))", "{{format}}")]),
         S("timeseries", "Loki push requests by status", "Push requests per second by route and status; "
