@@ -23,24 +23,25 @@ DIR_BIT = 1 << 31  # os.FileMode's directory bit, in the filer's JSON listing (w
 
 
 @pytest.fixture(scope="module")
-def credentials():
-    """The operator's secrets/s3_credentials if there is one; else a random one for this run, removed after."""
-    if CREDENTIALS.exists():
-        log("using the operator's secrets/s3_credentials")
-        yield
-        return
-    CREDENTIALS.write_text(f"[default]\naws_access_key_id = obs-dt-{secrets.token_hex(4)}\n"
-                           f"aws_secret_access_key = {secrets.token_urlsafe(30)}\n")
-    CREDENTIALS.chmod(0o444)  # read by SeaweedFS (uid 1000) and Loki and Tempo (uid 10001)
+def s3_stack():
+    """The operator's secrets/s3_credentials if there is one; else a random one for this run, written only
+    where the stack really starts (not on a skip) and removed after."""
+    written = []
+
+    def prepare() -> None:
+        if CREDENTIALS.exists():
+            log("using the operator's secrets/s3_credentials")
+            return
+        CREDENTIALS.write_text(f"[default]\naws_access_key_id = obs-dt-{secrets.token_hex(4)}\n"
+                               f"aws_secret_access_key = {secrets.token_urlsafe(30)}\n")
+        written.append(CREDENTIALS)
+        CREDENTIALS.chmod(0o444)  # read by SeaweedFS (uid 1000) and Loki and Tempo (uid 10001)
+
     try:
-        yield
+        yield from started(Compose(PROJECT + "-s3", [OVERLAY]), prepare)
     finally:
-        CREDENTIALS.unlink()
-
-
-@pytest.fixture(scope="module")
-def s3_stack(credentials):
-    yield from started(Compose(PROJECT + "-s3", [OVERLAY]))
+        for path in written:
+            path.unlink(missing_ok=True)
 
 
 def bucket_files(stack: Compose, bucket: str, depth: int = 5) -> list[str]:
