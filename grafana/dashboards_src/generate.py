@@ -16,7 +16,9 @@ sys.path.insert(0, str(HERE))
 
 import boards_apps  # noqa: E402
 import boards_logs  # noqa: E402
+import boards_overview  # noqa: E402
 import boards_platforms  # noqa: E402
+import boards_stack  # noqa: E402
 from lib import Board  # noqa: E402
 from rules import RULES_DIR, Rules  # noqa: E402
 
@@ -123,7 +125,8 @@ schema (grafana-foundation-sdk builds schema version 41 JSON).
 
 def boards(rules_dir: Path = RULES_DIR) -> list[Board]:
     r = Rules(rules_dir)
-    out = boards_apps.all_boards(r) + boards_platforms.all_boards(r) + boards_logs.all_boards(r)
+    out = [b for mod in (boards_overview, boards_apps, boards_platforms, boards_stack, boards_logs)
+           for b in mod.all_boards(r)]
     uids = [b.uid for b in out]
     assert len(uids) == len(set(uids)), f"duplicate uid in {uids}"
     return out

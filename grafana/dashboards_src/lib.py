@@ -103,6 +103,9 @@ class Th:
 
 
 ABOVE_ZERO = 1e-9
+# A 0/1 `up`-style stat shown as DOWN / UP.
+UP_MAP = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
+                                         "1": {"text": "UP", "color": "green", "index": 1}}}]
 
 
 def th_alert(steps: list[Step], base: str = "green") -> Th:
