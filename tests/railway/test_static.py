@@ -2,6 +2,8 @@
 truth for versions, config files, users, commands and settings."""
 from __future__ import annotations
 
+import ast
+import fnmatch
 import json
 import re
 import shlex
@@ -185,8 +187,8 @@ def test_railway_only_image(service):
     ins = dockerfile_instructions(d.dockerfile)
     for i, a in ins:
         if i == "COPY" and not a.startswith("--from"):
-            src = a.split()[-2]
-            assert (ROOT / src).is_file(), f"{d.dockerfile}: COPY {src}: no such file in the repo"
+            for src in [w for w in a.split()[:-1] if not w.startswith("--")]:
+                assert (ROOT / src).is_file(), f"{d.dockerfile}: COPY {src}: no such file in the repo"
     users = [a for i, a in ins if i == "USER"]
     assert users and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"{d.dockerfile} must run as a non-root uid:gid"
     deploy = railway_config(d.railway_file)["deploy"]
@@ -200,9 +202,41 @@ def test_railway_only_image(service):
     assert f"`{service}`" in DOCS or service in DOCS
 
 
+def gateway_modules() -> list[Path]:
+    """auth_gateway.py and every module of scripts/railway it imports, directly or not."""
+    folder = ROOT / "scripts" / "railway"
+    found, todo = [], [folder / "auth_gateway.py"]
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found.append(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            todo += [folder / f"{n}.py" for n in names if (folder / f"{n}.py").is_file()]
+    return sorted(found)
+
+
 def test_docs_describe_every_gateway_variable():
-    text = (ROOT / "scripts" / "railway" / "auth_gateway.py").read_text()
+    text = "\n".join(p.read_text() for p in gateway_modules())
     names = set(re.findall(r"\b(GATEWAY_[A-Z_]+)", text))
     assert "GATEWAY_PASSWORD" in names and "GATEWAY_UPSTREAM" in names
     missing = sorted(n for n in names if n not in DOCS)
     assert not missing, f"docs/railway.md does not describe {missing}"
+
+
+def test_the_gateway_image_and_its_redeploys_carry_every_module():
+    """The image runs /app/auth_gateway.py, which imports its sibling modules from /app: each one must be
+    copied there, and a change to any of them must redeploy the gateway."""
+    d = RAILWAY_ONLY["auth-gateway"]
+    copied = {}
+    for i, a in dockerfile_instructions(d.dockerfile):
+        if i == "COPY" and not a.startswith("--from"):
+            *srcs, dest = [w for w in a.split() if not w.startswith("--")]
+            copied |= {src: dest.rstrip("/") + "/" + Path(src).name if dest.endswith("/") else dest for src in srcs}
+    watch = railway_config(d.railway_file)["build"]["watchPatterns"]
+    for path in gateway_modules():
+        rel = str(path.relative_to(ROOT))
+        assert copied.get(rel) == f"/app/{path.name}", f"{d.dockerfile} does not COPY {rel} to /app/{path.name}"
+        assert any(fnmatch.fnmatchcase(rel, w) for w in watch), f"{d.railway_file}: no watchPattern matches {rel}"
