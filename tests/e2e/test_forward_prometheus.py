@@ -36,6 +36,7 @@ from tests.conftest import ROOT, require_tool
 from tests.e2e import otlp
 from tests.harness import compose
 from tests.support.procs import Proc
+from tests.support.promtext import metric_sum
 from tests.support.ports import free_port
 from tests.support.wait import StopWaiting, wait_for
 
@@ -70,11 +71,6 @@ def query(base: str, expr: str, at: float | None = None, auth=None) -> list[dict
     doc = json.loads(get(f"{base}/api/v1/query?" + urllib.parse.urlencode(params), auth))
     assert doc["status"] == "success", doc
     return doc["data"]["result"]
-
-
-def metric(text: str, name: str) -> float:
-    """Sum of all samples of `name` in a /metrics page."""
-    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
 
 
 def ready(p: Proc, base: str, auth=None):
@@ -214,7 +210,7 @@ def test_forwarding_labels_outage_and_wrong_credentials(setup):
              60, 1, "the demo series at the sender")
     assert 'notifications: "on"' in json.loads(get(f"{snd}/api/v1/status/config"))["data"]["yaml"]
     # ... the receiver none, once a later batch has certainly gone (the control probe was pushed after it)
-    wait_for(lambda: metric(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_dropped_total") > 0,
+    wait_for(lambda: metric_sum(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_dropped_total") > 0,
              30, 1, "samples dropped by write_relabel_configs")
     for sel in ('{job="demo-app"}', '{demo="true"}', '{job="obs-demo"}', '{notifications!=""}'):
         assert not query(rcv, sel, auth=auth), f"{sel} was forwarded"
@@ -225,7 +221,7 @@ def test_forwarding_labels_outage_and_wrong_credentials(setup):
     retried = 0.0
     while time.time() - t0 < OUTAGE_S:  # the outage itself: its length is the point, not a wait for something
         assert sender.alive(), sender.text()[-3000:]
-        retried = metric(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_retried_total")
+        retried = metric_sum(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_retried_total")
         time.sleep(2)
     # The Behind rule's own expression, its 120 s threshold lowered to 60 s: the outage is only 120 s long.
     behind = next(r["expr"] for r in _rules() if r["alert"] == "PrometheusRemoteWriteBehind")
@@ -248,12 +244,12 @@ def test_forwarding_labels_outage_and_wrong_credentials(setup):
     assert lag and lag[0]["metric"].get("remote_name") == "forward", f"the Behind expression (> 60 s) saw no lag: {lag}"
 
     # --- 3. wrong credentials: counted, logged, alerting, never a crash --------------------------
-    failed0 = metric(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_failed_total")
+    failed0 = metric_sum(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_failed_total")
     pw = s["secrets"] / "prometheus_remote_write_password"
     tmp = pw.with_suffix(".new")
     tmp.write_text(WRONG)
     tmp.rename(pw)  # re-read by Prometheus on every request: no restart
-    wait_for(lambda: metric(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_failed_total") > failed0,
+    wait_for(lambda: metric_sum(get(f"{snd}/metrics").decode(), "prometheus_remote_storage_samples_failed_total") > failed0,
              60, 1, "failed samples after the password changed")
 
     def pending():

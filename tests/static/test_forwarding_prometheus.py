@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import ROOT, require_tool
 from tests.harness import compose
+from tests.static.test_compose_cli import compose_config
 
 OBS_START = ROOT / "scripts" / "railway" / "obs-start"
 CONFIG = ROOT / "prometheus" / "prometheus.yml"
@@ -80,9 +81,7 @@ def test_overlay_runs_obs_start_on_the_base_command():
 
 def test_compose_merges_the_overlay():
     """The real Compose CLI: entrypoint from the overlay, command from docker-compose.yml."""
-    cli = require_tool("compose")
-    p = subprocess.run([str(cli), "--project-directory", str(ROOT), "-f", "docker-compose.yml", "-f", str(OVERLAY),
-                        "config", "--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    p = compose_config("docker-compose.yml", OVERLAY)
     assert p.returncode == 0, p.stderr
     svc = json.loads(p.stdout)["services"]["prometheus"]
     assert svc["entrypoint"] == overlay_prometheus()["entrypoint"]
