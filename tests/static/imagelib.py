@@ -193,7 +193,13 @@ def compose_problems(raw: dict, facts: dict[str, Facts]) -> list[str]:
             shell = isinstance(test, str) or test[0] == "CMD-SHELL"
             if shell and not img.has("/bin/sh"):
                 out.append(f"{name} healthcheck: shell form needs /bin/sh, which {img.label} lacks")
-            elif not shell:
+            elif shell:
+                # each command of the shell line runs in the image too
+                line = test if isinstance(test, str) else test[1]
+                for part in re.split(r"&&|\|\||;|\|", line):
+                    if part.strip():
+                        out += img.check_argv(shlex.split(part), f"{name} healthcheck")
+            else:
                 out.append(f"{name} healthcheck: use the [\"CMD\", ...] form, got {test[0]!r}")
         if "entrypoint" in s:
             ep = s["entrypoint"] if isinstance(s["entrypoint"], list) else shlex.split(s["entrypoint"])
